@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# README command 1: install what is needed, build, and run the built-in demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake -S . -B build >/dev/null
+cmake --build build -j"$(nproc)" --target vmxsim
+./build/vmxsim run "$@"

@@ -1,0 +1,261 @@
+/*
+ * Block pre-decode (DESIGN §2, §6).
+ *
+ * A BLOCK hook runs at the start of every translated block. The first time
+ * a block is seen it is decoded with Capstone: its static cycle cost comes
+ * from the timing unit, and every sensitive instruction in it (those that
+ * Unicorn would execute natively with the wrong semantics or without a
+ * VM exit: RDMSR, WRMSR, MOV CR, CPUID, IN/OUT, HLT, ...) gets a CODE hook
+ * on its single address. Because the TB was translated before the hooks
+ * existed, the hook stops emulation before the TB runs (Unicorn checks the
+ * exit request after the block hook), drops the TB and restarts.
+ *
+ * Retired instructions and cycles are charged per block on entry; a stop in
+ * the middle of a block refunds the part that did not run, so counts are
+ * exact at every stop.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_priv.h"
+#include "timing/timing.h"
+
+#define MAX_HOOKS 65536
+
+static size_t block_slot(uint64_t addr) { return (size_t)((addr ^ (addr >> 12)) & (CPU_BLOCK_CACHE_SIZE - 1)); }
+
+static bool hookset_add(struct cpu_hookset *h, uint64_t addr)
+{
+    if (h->count * 2 >= h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 1024;
+        uint64_t *n = calloc(ncap, sizeof *n);
+        if (!n)
+            return false;
+        for (size_t i = 0; i < h->cap; i++) {
+            uint64_t a = h->addrs[i];
+            if (!a)
+                continue;
+            size_t j = (size_t)(a * 0x9E3779B97F4A7C15ULL) & (ncap - 1);
+            while (n[j])
+                j = (j + 1) & (ncap - 1);
+            n[j] = a;
+        }
+        free(h->addrs);
+        h->addrs = n;
+        h->cap = ncap;
+    }
+    uint64_t key = addr + 1; /* 0 marks an empty slot */
+    size_t j = (size_t)(key * 0x9E3779B97F4A7C15ULL) & (h->cap - 1);
+    while (h->addrs[j]) {
+        if (h->addrs[j] == key)
+            return false;
+        j = (j + 1) & (h->cap - 1);
+    }
+    h->addrs[j] = key;
+    h->count++;
+    return true;
+}
+
+static void on_sensitive(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
+{
+    struct cpu *c = ud;
+    (void)size;
+    if (c->native_once == addr + 1) {
+        c->native_once = 0;
+        return;
+    }
+    c->cause = CAUSE_SENSITIVE;
+    uc_emu_stop(uc);
+}
+
+/* Read the code bytes of [addr, addr+len) without side effects on A/D flags. */
+static bool read_code(struct cpu *c, uint64_t addr, uint8_t *buf, size_t len)
+{
+    struct x86_fault f;
+    unsigned acc = PAGING_ACC_FETCH | PAGING_ACC_NO_AD;
+    if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
+        acc |= PAGING_ACC_USER;
+    return cpu_lin_read(c, addr, buf, len, acc, &f);
+}
+
+static csh capstone_for(struct cpu *c)
+{
+    switch (cpu_code_bits(c)) {
+    case 16:
+        return c->cs[0];
+    case 32:
+        return c->cs[1];
+    default:
+        return c->cs[2];
+    }
+}
+
+static bool hook_insn(struct cpu *c, uint64_t addr)
+{
+    uc_hook h;
+    if (!hookset_add(&c->hooked, addr))
+        return false;
+    if (c->hooked.count > MAX_HOOKS) {
+        cpu_request_stop(c, VMXSIM_STOP_ERROR, 0,
+                         "too many distinct sensitive-instruction addresses (>65536)");
+        return false;
+    }
+    uc_hook_add(c->uc, &h, UC_HOOK_CODE, (void *)on_sensitive, c, addr, addr);
+    return true;
+}
+
+/* Decode a block; returns true when new CODE hooks were added. */
+static bool decode_block(struct cpu *c, uint64_t addr, uint32_t size, struct cpu_block *b)
+{
+    uint8_t stackbuf[1024];
+    uint8_t *code = size <= sizeof stackbuf ? stackbuf : malloc(size);
+    bool added = false;
+    free(b->off);
+    free(b->cum);
+    memset(b, 0, sizeof *b);
+    b->addr = addr;
+    b->size = size;
+    b->tag = c->block_tag;
+    if (!code)
+        return false;
+    b->off = calloc((size_t)size + 1, sizeof *b->off);
+    b->cum = calloc((size_t)size + 1, sizeof *b->cum);
+    if (!b->off || !b->cum || !read_code(c, addr, code, size)) {
+        b->ninsns = 1;
+        b->cost = 1;
+        goto out;
+    }
+    csh cs = capstone_for(c);
+    cs_insn *insn = cs_malloc(cs);
+    const uint8_t *p = code;
+    size_t left = size;
+    uint64_t a = addr;
+    while (left && insn) {
+        uint64_t at = a;
+        unsigned raw = cpu_raw_sensitive(p, left);
+        if (raw) { /* an encoding Capstone does not know */
+            p += raw;
+            left -= raw;
+            a += raw;
+        } else if (!cs_disasm_iter(cs, &p, &left, &a, insn)) {
+            break;
+        }
+        b->off[b->ninsns] = (uint16_t)(at - addr);
+        b->cum[b->ninsns] = (uint32_t)b->cost;
+        b->ninsns++;
+        b->cost += raw ? 1 : timing_insn_cost(insn);
+        if (raw || cpu_is_sensitive(insn))
+            added |= hook_insn(c, at);
+    }
+    if (left) { /* bytes Capstone does not know: count them as one instruction */
+        b->off[b->ninsns] = (uint16_t)(size - left);
+        b->cum[b->ninsns] = (uint32_t)b->cost;
+        b->ninsns++;
+        b->cost += 1;
+    }
+    if (insn)
+        cs_free(insn, 1);
+out:
+    if (code != stackbuf)
+        free(code);
+    return added;
+}
+
+static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
+{
+    struct cpu *c = ud;
+    struct cpu_block *b = &c->blocks[block_slot(addr)];
+    if (b->addr != addr || b->size != size || b->tag != c->block_tag || !b->ninsns) {
+        if (decode_block(c, addr, size, b)) {
+            c->cause = CAUSE_BLOCK_NEW;
+            c->new_block_addr = addr;
+            c->new_block_size = size;
+            c->cur_block = NULL;
+            uc_emu_stop(uc);
+            return;
+        }
+    }
+    if (c->max_insns && c->insns >= c->max_insns) {
+        c->cur_block = NULL;
+        cpu_request_stop(c, VMXSIM_STOP_INSN_LIMIT, 0, "instruction limit reached");
+        return;
+    }
+    c->insns += b->ninsns;
+    c->cycles += b->cost;
+    c->cur_block = b;
+}
+
+/*
+ * Emulation stopped at rip inside the current block: refund the
+ * instructions from rip on (they have not retired).
+ */
+void cpu_blocks_refund(struct cpu *c, uint64_t rip)
+{
+    struct cpu_block *b = c->cur_block;
+    c->cur_block = NULL;
+    if (!b || rip < b->addr || rip >= b->addr + b->size || !b->off)
+        return;
+    uint32_t off = (uint32_t)(rip - b->addr), i = 0;
+    while (i + 1 < b->ninsns && b->off[i + 1] <= off)
+        i++;
+    c->insns -= b->ninsns - i;
+    c->cycles -= b->cost - b->cum[i];
+}
+
+/* Forget decoded blocks (code may have changed, or the address space did). */
+void cpu_blocks_invalidate(struct cpu *c) { c->block_tag++; }
+
+bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **out, struct x86_fault *f)
+{
+    uint8_t code[16];
+    unsigned acc = PAGING_ACC_FETCH;
+    size_t n = 15;
+    if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
+        acc |= PAGING_ACC_USER;
+    /* Do not fault on bytes past the end of the instruction's page unless needed. */
+    if (!cpu_lin_read(c, rip, code, n, acc | PAGING_ACC_NO_AD, f)) {
+        n = 4096 - (rip & 0xFFF);
+        if (n > 15 || !cpu_lin_read(c, rip, code, n, acc | PAGING_ACC_NO_AD, f))
+            return false;
+    }
+    csh cs = capstone_for(c);
+    cs_insn *insn = NULL;
+    if (cs_disasm(cs, code, n, rip, 1, &insn) != 1) {
+        *out = NULL;
+        return true;
+    }
+    *out = insn;
+    return true;
+}
+
+vmxsim_err cpu_blocks_init(struct cpu *c)
+{
+    static const cs_mode modes[3] = {CS_MODE_16, CS_MODE_32, CS_MODE_64};
+    uc_hook h;
+    c->blocks = calloc(CPU_BLOCK_CACHE_SIZE, sizeof *c->blocks);
+    if (!c->blocks)
+        return VMXSIM_ERR_NOMEM;
+    for (int i = 0; i < 3; i++) {
+        if (cs_open(CS_ARCH_X86, modes[i], &c->cs[i]) != CS_ERR_OK)
+            return VMXSIM_ERR_INTERNAL;
+        cs_option(c->cs[i], CS_OPT_DETAIL, CS_OPT_ON);
+    }
+    if (uc_hook_add(c->uc, &h, UC_HOOK_BLOCK, (void *)on_block, c, 1, 0) != UC_ERR_OK)
+        return VMXSIM_ERR_UNICORN;
+    return VMXSIM_OK;
+}
+
+void cpu_blocks_free(struct cpu *c)
+{
+    if (c->blocks) {
+        for (size_t i = 0; i < CPU_BLOCK_CACHE_SIZE; i++) {
+            free(c->blocks[i].off);
+            free(c->blocks[i].cum);
+        }
+    }
+    free(c->blocks);
+    free(c->hooked.addrs);
+    for (int i = 0; i < 3; i++)
+        if (c->cs[i])
+            cs_close(&c->cs[i]);
+}

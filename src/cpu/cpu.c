@@ -1,0 +1,403 @@
+/*
+ * The run loop (DESIGN §1, §2): start Unicorn at RIP, and when a hook stops
+ * it, do what the stop asks (emulate a sensitive instruction, deliver an
+ * exception, restart after hooking a new block), then start again. Units
+ * never call back up into the loop: hooks only record a cause and stop.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/operand.h"
+#include "timing/timing.h"
+
+#define NO_STOP_ADDR 0x8000000000000000ULL /* non-canonical: never executed */
+
+static void on_intr(uc_engine *uc, uint32_t intno, void *ud)
+{
+    struct cpu *c = ud;
+    if (c->invalid_pending && intno == X86_UD) {
+        c->invalid_pending = false;
+        return;
+    }
+    c->cause = CAUSE_EXCEPTION;
+    c->intno = (int)intno;
+    uc_emu_stop(uc);
+}
+
+static bool on_invalid(uc_engine *uc, void *ud)
+{
+    struct cpu *c = ud;
+    c->cause = CAUSE_INVALID;
+    c->invalid_pending = true; /* Unicorn reports the same #UD to INTR hooks next */
+    uc_emu_stop(uc);
+    return true;
+}
+
+/* Fallbacks: a sensitive instruction reached without its CODE hook. */
+static uint32_t on_in(uc_engine *uc, uint32_t port, int size, void *ud)
+{
+    struct cpu *c = ud;
+    (void)uc;
+    return c->io.in(c->io.ctx, (uint16_t)port, (unsigned)size);
+}
+
+static void on_out(uc_engine *uc, uint32_t port, int size, uint32_t val, void *ud)
+{
+    struct cpu *c = ud;
+    (void)uc;
+    c->io.out(c->io.ctx, (uint16_t)port, (unsigned)size, val);
+}
+
+static vmxsim_err add_hooks(struct cpu *c)
+{
+    uc_hook h;
+    uc_err e = uc_hook_add(c->uc, &h, UC_HOOK_TLB_FILL, (void *)cpu_tlb_fill, c, 1, 0);
+    if (!e)
+        e = uc_hook_add(c->uc, &h, UC_HOOK_INTR, (void *)on_intr, c, 1, 0);
+    if (!e)
+        e = uc_hook_add(c->uc, &h, UC_HOOK_INSN_INVALID, (void *)on_invalid, c, 1, 0);
+    if (!e)
+        e = uc_hook_add(c->uc, &h, UC_HOOK_INSN, (void *)on_in, c, 1, 0, UC_X86_INS_IN);
+    if (!e)
+        e = uc_hook_add(c->uc, &h, UC_HOOK_INSN, (void *)on_out, c, 1, 0, UC_X86_INS_OUT);
+    return e ? VMXSIM_ERR_UNICORN : VMXSIM_OK;
+}
+
+vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err, size_t errlen)
+{
+    struct cpu *c = calloc(1, sizeof *c);
+    vmxsim_err r;
+    *out = NULL;
+    if (!c)
+        return VMXSIM_ERR_NOMEM;
+    c->model = *cfg->model;
+    c->ram = cfg->ram;
+    c->ram_size = cfg->ram_size;
+    c->io = cfg->io;
+    c->log = cfg->log;
+    c->max_insns = cfg->max_insns;
+    c->feature_control_unlocked = cfg->feature_control_unlocked;
+    c->debug = getenv("VMXSIM_DEBUG") != NULL;
+    cpu_phys_mem(c);
+    msr_reset(&c->msrs, &c->model);
+    r = cpu_engine_open(c, err, errlen);
+    if (r == VMXSIM_OK)
+        r = cpu_blocks_init(c);
+    if (r == VMXSIM_OK)
+        r = add_hooks(c);
+    if (r != VMXSIM_OK) {
+        if (!err[0])
+            snprintf(err, errlen, "%s", vmxsim_strerror(r));
+        cpu_destroy(c);
+        return r;
+    }
+    *out = c;
+    return VMXSIM_OK;
+}
+
+void cpu_destroy(struct cpu *c)
+{
+    if (!c)
+        return;
+    cpu_blocks_free(c);
+    cpu_engine_close(c);
+    free(c);
+}
+
+/* IA32_FEATURE_CONTROL at 64-bit entry: locked, VMX outside SMX (README "Boot"). */
+#define FEATURE_CONTROL_LOCKED (1ull << 0)
+#define FEATURE_CONTROL_VMXON_OUTSIDE_SMX (1ull << 2)
+
+vmxsim_err cpu_load_boot_state(struct cpu *c, const struct plat_cpu_init *in)
+{
+    struct plat_cpu_init st = *in;
+    uc_x86_mmr gdtr = {.base = st.gdtr.base, .limit = st.gdtr.limit};
+    uc_x86_mmr idtr = {.base = st.idtr.base, .limit = st.idtr.limit};
+    /* Enter from the RESET state (paging off) so QEMU sees each transition. */
+    c->cr0 = X86_CR0_ET;
+    c->cr4 = 0;
+    c->efer = 0;
+    c->cr3 = 0;
+    cpu_sync_cr_to_engine(c);
+    c->cr4 = st.cr4;
+    c->efer = st.efer & ~X86_EFER_LMA;
+    c->cr3 = st.cr3;
+    c->cr0 = st.cr0;
+    if ((c->cr0 & X86_CR0_PG) && (c->efer & X86_EFER_LME))
+        c->efer |= X86_EFER_LMA;
+    cpu_sync_cr_to_engine(c);
+    uc_reg_write(c->uc, UC_X86_REG_GDTR, &gdtr);
+    uc_reg_write(c->uc, UC_X86_REG_IDTR, &idtr);
+    cpu_set_reg(c, UC_X86_REG_RFLAGS, st.rflags | X86_RFLAGS_FIXED);
+    cpu_set_segs(c, st.seg, 0xFFu);
+    cpu_set_reg(c, UC_X86_REG_RAX, st.rax);
+    cpu_set_reg(c, UC_X86_REG_RBX, st.rbx);
+    cpu_set_reg(c, UC_X86_REG_RDI, st.rdi);
+    cpu_set_reg(c, UC_X86_REG_RSI, st.rsi);
+    cpu_set_reg(c, UC_X86_REG_RSP, st.rsp);
+    cpu_set_reg(c, UC_X86_REG_RIP, st.rip);
+    if (st.long_mode) {
+        uint64_t fc = FEATURE_CONTROL_VMXON_OUTSIDE_SMX;
+        if (!c->feature_control_unlocked)
+            fc |= FEATURE_CONTROL_LOCKED;
+        msr_set_raw(&c->msrs, MSR_ID_IA32_FEAT_CTL, fc);
+    }
+    cpu_flush_tlb(c);
+    cpu_blocks_invalidate(c);
+    return VMXSIM_OK;
+}
+
+void cpu_request_stop(struct cpu *c, enum vmxsim_stop why, int status, const char *msg)
+{
+    if (c->stop != VMXSIM_STOP_NONE)
+        return;
+    c->stop = why;
+    c->exit_status = status;
+    snprintf(c->stop_msg, sizeof c->stop_msg, "%s", msg ? msg : "");
+    if (c->uc)
+        uc_emu_stop(c->uc);
+}
+
+uint64_t cpu_cycles(const struct cpu *c) { return c->cycles; }
+
+/* --- MSRs with side effects in the core (MSR_F_CORE) ------------------ */
+
+struct live_msr {
+    uint32_t index;
+    int ucreg; /* 0: through UC_X86_REG_MSR */
+};
+
+static const struct live_msr live_msrs[] = {
+    {MSR_FS_BASE, UC_X86_REG_FS_BASE},
+    {MSR_GS_BASE, UC_X86_REG_GS_BASE},
+    {MSR_KERNEL_GS_BASE, 0},
+    {MSR_STAR, 0},
+    {MSR_LSTAR, 0},
+    {MSR_CSTAR, 0},
+    {MSR_SYSCALL_MASK, 0},
+    {MSR_IA32_SYSENTER_CS, 0},
+    {MSR_IA32_SYSENTER_ESP, 0},
+    {MSR_IA32_SYSENTER_EIP, 0},
+};
+
+static const struct live_msr *live_msr(uint32_t idx)
+{
+    for (size_t i = 0; i < sizeof live_msrs / sizeof live_msrs[0]; i++)
+        if (live_msrs[i].index == idx)
+            return &live_msrs[i];
+    return NULL;
+}
+
+static uint64_t engine_msr(struct cpu *c, const struct live_msr *m)
+{
+    if (m->ucreg)
+        return cpu_reg(c, m->ucreg);
+    uc_x86_msr r = {.rid = m->index};
+    uc_reg_read(c->uc, UC_X86_REG_MSR, &r);
+    return r.value;
+}
+
+static void set_engine_msr(struct cpu *c, const struct live_msr *m, uint64_t v)
+{
+    if (m->ucreg) {
+        cpu_set_reg(c, m->ucreg, v);
+        return;
+    }
+    uc_x86_msr r = {.rid = m->index, .value = v};
+    uc_reg_write(c->uc, UC_X86_REG_MSR, &r);
+}
+
+/* RDMSR as the architecture defines it (CPL checked by the caller). */
+bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val)
+{
+    const struct live_msr *m = live_msr(idx);
+    enum msr_id id;
+    if (!msr_exists(&c->msrs, idx) || !msr_lookup(idx, &id))
+        return false;
+    if (m)
+        msr_set_raw(&c->msrs, id, engine_msr(c, m));
+    else if (idx == MSR_IA32_TSC)
+        msr_set_raw(&c->msrs, id, c->cycles + c->tsc_offset);
+    else if (idx == MSR_EFER)
+        msr_set_raw(&c->msrs, id, c->efer);
+    return msr_read(&c->msrs, idx, val) == MSR_OK;
+}
+
+/* WRMSR: the MSR unit checks existence and reserved bits; we apply effects. */
+bool cpu_wrmsr(struct cpu *c, uint32_t idx, uint64_t val)
+{
+    const struct live_msr *m = live_msr(idx);
+    if (idx == MSR_EFER) {
+        enum msr_id id;
+        if (!msr_lookup(idx, &id) || !cpu_write_efer(c, val))
+            return false;
+        msr_set_raw(&c->msrs, id, c->efer);
+        return true;
+    }
+    if (msr_write(&c->msrs, idx, val) != MSR_OK)
+        return false;
+    if (m)
+        set_engine_msr(c, m, val);
+    else if (idx == MSR_IA32_TSC)
+        c->tsc_offset = val - c->cycles;
+    else if (idx == MSR_IA32_PKRS)
+        cpu_flush_tlb(c);
+    return true;
+}
+
+/* --- Page faults from the TLB-fill hook -------------------------------- */
+
+static bool overlaps(uint64_t la, uint64_t len, uint64_t page)
+{
+    return la < page + 4096 && la + len > page;
+}
+
+/*
+ * The hook only learns the page; CR2 must be the faulting byte (SDM Vol. 3A
+ * §4.7). Recover it from the instruction: its memory operands, or the
+ * implicit stack and string operands.
+ */
+static uint64_t fault_address(struct cpu *c, uint64_t page, unsigned acc)
+{
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    cs_insn *insn = NULL;
+    struct x86_fault f;
+    uint64_t la = page;
+    if (acc & PAGING_ACC_FETCH)
+        return overlaps(rip, 1, page) ? rip : page;
+    if (!cpu_fetch_insn(c, rip, &insn, &f) || !insn)
+        return page;
+    const cs_x86 *x = &insn->detail->x86;
+    uint64_t width = cpu_code_bits(c) / 8;
+    uint64_t rsp = cpu_reg(c, UC_X86_REG_RSP);
+    for (int i = 0; i < x->op_count; i++) {
+        const cs_x86_op *op = &x->operands[i];
+        if (op->type != X86_OP_MEM)
+            continue;
+        uint64_t a = op_mem_la(c, insn, op);
+        if (overlaps(a, op->size ? op->size : 1, page)) {
+            la = a > page ? a : page;
+            goto out;
+        }
+    }
+    switch (insn->id) {
+    case X86_INS_PUSH:
+    case X86_INS_PUSHFQ:
+    case X86_INS_PUSHFD:
+    case X86_INS_CALL:
+        if (overlaps(rsp - width, width, page))
+            la = rsp - width > page ? rsp - width : page;
+        break;
+    case X86_INS_POP:
+    case X86_INS_POPFQ:
+    case X86_INS_RET:
+    case X86_INS_IRETQ:
+    case X86_INS_IRETD:
+        if (overlaps(rsp, width, page))
+            la = rsp > page ? rsp : page;
+        break;
+    default:
+        break;
+    }
+out:
+    cs_free(insn, 1);
+    return la;
+}
+
+static void handle_fill_fault(struct cpu *c)
+{
+    struct x86_fault f = c->fill_fault;
+    if (f.vector == 0xFF) {
+        cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, "page walk touched unbacked physical memory");
+        return;
+    }
+    if (f.vector == X86_PF)
+        f.cr2 = fault_address(c, c->fill_page, c->fill_access);
+    cpu_raise(c, &f);
+}
+
+/* QEMU raised an exception natively (#DE, #GP, #UD, INT n, ...). */
+static void handle_native_exception(struct cpu *c)
+{
+    bool is_int;
+    int err = cpu_native_error_code(c, &is_int);
+    uint8_t v = (uint8_t)c->intno;
+    bool has_err = v == X86_DF || (v >= X86_TS && v <= X86_PF) || v == X86_AC || v == X86_CP;
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    cpu_clear_old_exception(c);
+    if (is_int) { /* INT n / INT3 / INTO: RIP is already past the instruction */
+        enum cpu_event_kind k = (v == X86_BP || v == X86_OF) ? EV_SW_EXCEPTION : EV_SW_INT;
+        cpu_deliver(c, v, k, false, 0, rip);
+        return;
+    }
+    cpu_deliver(c, v, EV_HW_EXCEPTION, has_err && !is_int, (uint32_t)err, rip);
+}
+
+static void handle_unicorn_error(struct cpu *c, uc_err e)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "emulation stopped at rip %#llx: %s",
+             (unsigned long long)cpu_reg(c, UC_X86_REG_RIP), uc_strerror(e));
+    cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, msg);
+}
+
+static void step(struct cpu *c)
+{
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    c->cause = CAUSE_NONE;
+    uc_err e = uc_emu_start(c->uc, rip, NO_STOP_ADDR, 0, 0);
+    if (c->stop != VMXSIM_STOP_NONE)
+        return;
+    rip = cpu_reg(c, UC_X86_REG_RIP);
+    if (c->debug)
+        fprintf(c->log, "[stop] cause %d uc %d rip %#llx intno %d fill %#llx/%u vec %d\n", c->cause, e,
+                (unsigned long long)rip, c->intno, (unsigned long long)c->fill_page, c->fill_access,
+                c->fill_fault.vector);
+    if (c->cause != CAUSE_BLOCK_NEW)
+        cpu_blocks_refund(c, rip);
+    switch (c->cause) {
+    case CAUSE_SENSITIVE:
+        cpu_emulate_sensitive(c);
+        break;
+    case CAUSE_INVALID:
+        cpu_emulate_invalid(c);
+        break;
+    case CAUSE_EXCEPTION:
+        handle_native_exception(c);
+        break;
+    case CAUSE_FILL_FAULT:
+        handle_fill_fault(c);
+        break;
+    case CAUSE_BLOCK_NEW:
+        uc_ctl_remove_cache(c->uc, c->new_block_addr, c->new_block_addr + c->new_block_size);
+        break;
+    default:
+        if (e != UC_ERR_OK)
+            handle_unicorn_error(c, e);
+        else if (++c->idle_stops > 1000)
+            cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, "emulation keeps stopping with no cause");
+        return;
+    }
+    c->idle_stops = 0;
+}
+
+vmxsim_err cpu_run(struct cpu *c, struct vmxsim_result *res)
+{
+    memset(res, 0, sizeof *res);
+    while (c->stop == VMXSIM_STOP_NONE)
+        step(c);
+    if (c->stop == VMXSIM_STOP_TRIPLE_FAULT || c->stop == VMXSIM_STOP_ERROR) {
+        fprintf(c->log, "vmxsim: %s at rip %#llx after %llu instructions\n", c->stop_msg,
+                (unsigned long long)cpu_reg(c, UC_X86_REG_RIP), (unsigned long long)c->insns);
+        cpu_report_state(c, c->log);
+    } else if (c->stop == VMXSIM_STOP_HALT) {
+        fprintf(c->log, "vmxsim: guest halted: %s at rip %#llx\n", c->stop_msg,
+                (unsigned long long)cpu_reg(c, UC_X86_REG_RIP));
+    }
+    res->stop = c->stop;
+    res->exit_status = c->exit_status;
+    res->insns = c->insns;
+    res->cycles = c->cycles;
+    snprintf(res->message, sizeof res->message, "%s", c->stop_msg);
+    return VMXSIM_OK;
+}

@@ -1,0 +1,174 @@
+/*
+ * Private state of the CPU core. Only the files of src/cpu include this.
+ */
+#ifndef VMXSIM_CPU_PRIV_H
+#define VMXSIM_CPU_PRIV_H
+
+#include <capstone/capstone.h>
+#include <unicorn/unicorn.h>
+
+#include "cpu/cpu.h"
+#include "msr/msr.h"
+#include "paging/paging.h"
+
+#define CPU_WARN_UNUSED __attribute__((warn_unused_result))
+
+/*
+ * Offsets into Unicorn's saved CPU context (a copy of QEMU's CPUX86State),
+ * found at start-up by writing known values through the public register API
+ * and locating them (engine.c). They let the core load hidden segment state
+ * (base/limit/access rights) exactly, which the public API cannot, and
+ * read the error code of exceptions QEMU raises natively.
+ */
+struct cpu_env_layout {
+    size_t size;        /* bytes in the context blob */
+    size_t regs;        /* regs[16] (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8..R15) */
+    size_t eflags;      /* after eip */
+    size_t hflags;      /* uint32_t, HF_* bits */
+    size_t segs;        /* SegmentCache segs[6] in QEMU order ES CS SS DS FS GS, then LDT, TR */
+    size_t seg_stride;  /* sizeof(SegmentCache) */
+    size_t error_code;  /* int: error code of the exception being raised */
+    size_t exception_is_int;
+    size_t old_exception; /* int: QEMU's "exception in flight" (DESIGN §2 bug) */
+};
+
+/* Why uc_emu_start returned (set by hooks). */
+enum cpu_stop_cause {
+    CAUSE_NONE = 0,
+    CAUSE_SENSITIVE,  /* CODE hook on a sensitive instruction at RIP */
+    CAUSE_INVALID,    /* #UD-raising opcode at RIP (VMX instructions land here) */
+    CAUSE_EXCEPTION,  /* QEMU raised an exception (INTR hook) */
+    CAUSE_FILL_FAULT, /* our TLB-fill hook refused a translation */
+    CAUSE_BLOCK_NEW,  /* block hook hooked new sensitive instructions: restart */
+    CAUSE_MACHINE,    /* a device or the instruction limit asked to stop */
+};
+
+/* A decoded basic block (keyed by linear address and size). */
+struct cpu_block {
+    uint64_t addr;
+    uint32_t size;
+    uint32_t ninsns;
+    uint64_t cost;   /* static cycle cost (timing unit) */
+    uint64_t tag;    /* decode generation (cpu_blocks_invalidate bumps it) */
+    uint16_t *off;   /* byte offset of each instruction */
+    uint32_t *cum;   /* cost of the instructions before each one */
+};
+
+#define CPU_BLOCK_CACHE_SIZE 4096 /* direct mapped, power of two */
+
+struct cpu_hookset {
+    uint64_t *addrs;  /* open-addressing set of addresses with a CODE hook */
+    size_t cap, count;
+};
+
+struct cpu {
+    uc_engine *uc;
+    csh cs[3]; /* Capstone for 16-, 32- and 64-bit code */
+    struct cpu_model model;
+    struct msr_file msrs;
+    uint8_t *ram;
+    uint64_t ram_size;
+    struct cpu_io io;
+    struct paging_mem pmem;
+    FILE *log;
+
+    /* Architectural state owned here (SDM Vol. 3A §2.5). */
+    uint64_t cr0, cr2, cr3, cr4, cr8, efer, xcr0;
+    uint64_t pdpte[4];
+    uint32_t pkru;
+
+    /* Run state set by hooks, consumed by the run loop. */
+    enum cpu_stop_cause cause;
+    int intno;                  /* CAUSE_EXCEPTION */
+    bool invalid_pending;       /* INSN_INVALID handled; ignore the INTR(6) that follows */
+    uint64_t native_once;       /* let the hooked instruction at this RIP run natively once */
+    uint64_t new_block_addr;    /* CAUSE_BLOCK_NEW: drop this translated block */
+    uint32_t new_block_size;
+    struct x86_fault fill_fault; /* CAUSE_FILL_FAULT */
+    uint64_t fill_page;
+    unsigned fill_access;
+
+    /* Machine stop request. */
+    enum vmxsim_stop stop;
+    int exit_status;
+    char stop_msg[256];
+
+    /* Counters (timing unit charges cycles). */
+    uint64_t cycles, insns, max_insns;
+    uint64_t tsc_offset;        /* IA32_TSC = cycles + tsc_offset */
+    uint64_t exceptions_delivered;
+    unsigned idle_stops;
+
+    /* Decode cache and per-address CODE hooks. */
+    struct cpu_block *blocks;
+    struct cpu_block *cur_block; /* last block entered (charged on entry) */
+    uint64_t block_tag;
+    struct cpu_hookset hooked;
+
+    /* Unicorn context used to patch hidden state. */
+    struct cpu_env_layout env;
+    uc_context *ctx;
+
+    bool feature_control_unlocked;
+    bool debug; /* VMXSIM_DEBUG: log every stop to the log stream */
+};
+
+/* engine.c — Unicorn set-up and hidden-state access. */
+vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen);
+void cpu_engine_close(struct cpu *c);
+uint64_t cpu_reg(struct cpu *c, int ucreg);
+void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v);
+void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out);
+void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask);
+int cpu_native_error_code(struct cpu *c, bool *is_int);
+void cpu_clear_old_exception(struct cpu *c);
+void cpu_flush_tlb(struct cpu *c);
+unsigned cpu_cpl(struct cpu *c);
+bool cpu_long_mode(const struct cpu *c);
+unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */
+
+/* mem.c — linear and physical memory for the core. */
+void cpu_paging_state(struct cpu *c, struct paging_state *st);
+const struct paging_mem *cpu_phys_mem(struct cpu *c);
+bool cpu_phys_read(struct cpu *c, uint64_t pa, void *buf, size_t len);
+bool cpu_phys_write(struct cpu *c, uint64_t pa, const void *buf, size_t len);
+/* Linear accesses with full paging checks; a fault is returned in *f. */
+bool cpu_lin_read(struct cpu *c, uint64_t la, void *buf, size_t len, unsigned acc,
+                  struct x86_fault *f) CPU_WARN_UNUSED;
+bool cpu_lin_write(struct cpu *c, uint64_t la, const void *buf, size_t len, unsigned acc,
+                   struct x86_fault *f) CPU_WARN_UNUSED;
+bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e, void *ud);
+
+/* blocks.c — pre-decode, CODE hooks on sensitive instructions, cycles. */
+vmxsim_err cpu_blocks_init(struct cpu *c);
+void cpu_blocks_free(struct cpu *c);
+void cpu_blocks_invalidate(struct cpu *c);
+void cpu_blocks_refund(struct cpu *c, uint64_t rip);
+bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **insn, struct x86_fault *f);
+
+/* except.c — exception and interrupt delivery (SDM Vol. 3A chapter 6). */
+enum cpu_event_kind { EV_HW_EXCEPTION, EV_SW_INT, EV_SW_EXCEPTION, EV_EXT_INT, EV_NMI };
+void cpu_raise(struct cpu *c, const struct x86_fault *f);
+void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
+                 uint32_t error_code, uint64_t next_rip);
+void cpu_triple_fault(struct cpu *c, const char *why);
+void cpu_report_state(struct cpu *c, FILE *out);
+
+/* insn.c — emulation of the sensitive instructions. */
+void cpu_emulate_sensitive(struct cpu *c);
+void cpu_emulate_invalid(struct cpu *c);
+bool cpu_is_sensitive(const cs_insn *insn);
+/* Sensitive encodings Capstone 4 does not know (WRPKRU): their length, or 0. */
+unsigned cpu_raw_sensitive(const uint8_t *code, size_t len);
+
+/* cr.c — control registers and EFER. */
+bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f) CPU_WARN_UNUSED;
+uint64_t cpu_read_cr(struct cpu *c, int cr);
+bool cpu_write_efer(struct cpu *c, uint64_t val);
+void cpu_sync_cr_to_engine(struct cpu *c);
+
+/* msrs on the core side (side effects of MSR_F_CORE). */
+bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);
+bool cpu_wrmsr(struct cpu *c, uint32_t idx, uint64_t val);
+
+#endif

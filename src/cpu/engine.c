@@ -1,0 +1,337 @@
+/*
+ * Unicorn set-up and access to state the public register API cannot reach.
+ *
+ * DESIGN §2: guest RAM is one host buffer mapped once; our paging unit
+ * translates every access through UC_TLB_VIRTUAL + UC_HOOK_TLB_FILL.
+ *
+ * Hidden segment state (base, limit, access rights) must be loaded exactly
+ * for IDT delivery, VM entry and VM exit, but Unicorn's 64-bit register API
+ * only writes selectors. Unicorn's CPU context is a byte copy of QEMU's
+ * CPUX86State; we locate the fields we need at start-up by writing known
+ * values through the public API and finding them in a saved context, then
+ * patch a saved context and restore it. The calibration verifies itself and
+ * refuses to run (clear error) if the layout is not what it expects.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_priv.h"
+
+/* QEMU hflags bits (target/i386/cpu.h) that follow from segment state. */
+#define HF_CPL_MASK 0x3u
+#define HF_CS32_MASK (1u << 4)
+#define HF_SS32_MASK (1u << 5)
+#define HF_ADDSEG_MASK (1u << 6)
+#define HF_PE_MASK (1u << 7)
+#define HF_LMA_MASK (1u << 14)
+#define HF_CS64_MASK (1u << 15)
+#define HF_VM_MASK (1u << 17)
+
+static const int seg_ucreg[X86_SEG_COUNT] = {
+    UC_X86_REG_ES, UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS,
+    UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_LDTR, UC_X86_REG_TR,
+};
+
+uint64_t cpu_reg(struct cpu *c, int ucreg)
+{
+    uint64_t v = 0;
+    uc_reg_read(c->uc, ucreg, &v);
+    return v;
+}
+
+void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v)
+{
+    uc_reg_write(c->uc, ucreg, &v);
+}
+
+static uint8_t *ctx_bytes(struct cpu *c) { return (uint8_t *)c->ctx; }
+
+static bool find_u64(const uint8_t *blob, size_t size, uint64_t v, size_t *off)
+{
+    for (size_t i = 0; i + 8 <= size; i += 4) {
+        uint64_t x;
+        memcpy(&x, blob + i, 8);
+        if (x == v) {
+            *off = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int32_t ctx_i32(struct cpu *c, size_t off)
+{
+    int32_t v;
+    memcpy(&v, ctx_bytes(c) + off, 4);
+    return v;
+}
+
+/* Locate regs[], segs[], error_code and old_exception in the context. */
+static bool calibrate(struct cpu *c, char *err, size_t errlen)
+{
+    static const int gpr[16] = {
+        UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RBX,
+        UC_X86_REG_RSP, UC_X86_REG_RBP, UC_X86_REG_RSI, UC_X86_REG_RDI,
+        UC_X86_REG_R8,  UC_X86_REG_R9,  UC_X86_REG_R10, UC_X86_REG_R11,
+        UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15,
+    };
+    const uint64_t magic = 0x5d3c1a7700000000ULL;
+    struct cpu_env_layout *L = &c->env;
+    size_t fs, gs, dr0;
+
+    for (int i = 0; i < 16; i++)
+        cpu_set_reg(c, gpr[i], magic | (uint64_t)(i + 1) << 8);
+    cpu_set_reg(c, UC_X86_REG_FS_BASE, magic | 0xF5);
+    cpu_set_reg(c, UC_X86_REG_GS_BASE, magic | 0x65);
+    for (int i = 0; i < 4; i++)
+        cpu_set_reg(c, UC_X86_REG_DR0 + i, magic | 0xD0 | (uint64_t)i);
+    uc_context_save(c->uc, c->ctx);
+
+    const uint8_t *b = ctx_bytes(c);
+    if (!find_u64(b, L->size, magic | 1 << 8, &L->regs))
+        goto fail;
+    for (int i = 1; i < 16; i++) {
+        uint64_t v;
+        memcpy(&v, b + L->regs + 8 * (size_t)i, 8);
+        if (v != (magic | (uint64_t)(i + 1) << 8))
+            goto fail;
+    }
+    if (!find_u64(b, L->size, magic | 0xF5, &fs) || !find_u64(b, L->size, magic | 0x65, &gs) ||
+        gs <= fs)
+        goto fail;
+    L->seg_stride = gs - fs;
+    L->segs = fs - 4 * L->seg_stride - 8; /* SegmentCache: selector, base, limit, flags */
+    L->hflags = L->segs - 8;              /* hflags, hflags2 precede segs[] */
+    L->eflags = L->regs + 16 * 8 + 8;     /* regs[16], eip, eflags */
+    if (!find_u64(b, L->size, magic | 0xD0, &dr0))
+        goto fail;
+    L->error_code = dr0 - 16;       /* error_code, exception_is_int, exception_next_eip, dr[8] */
+    L->exception_is_int = dr0 - 12;
+    L->old_exception = dr0 + 8 * 8 + 4 * sizeof(void *); /* after dr[8] and 4 pointers */
+    /* After reset QEMU's old_exception is -1; anything else means a layout change. */
+    if (L->seg_stride != 24 || ctx_i32(c, L->old_exception) != -1)
+        goto fail;
+    for (int i = 0; i < 16; i++)
+        cpu_set_reg(c, gpr[i], 0);
+    for (int i = 0; i < 4; i++)
+        cpu_set_reg(c, UC_X86_REG_DR0 + i, 0);
+    return true;
+fail:
+    snprintf(err, errlen,
+             "this Unicorn build's CPU context layout is not the one vmxsim knows "
+             "(Unicorn %s); vmxsim is tested with Unicorn 2.1.x",
+             uc_version(NULL, NULL) ? "2.x" : "?");
+    return false;
+}
+
+/* VMCS access rights → QEMU descriptor flags (descriptor bits 40..55 → 8..23). */
+static uint32_t ar_to_flags(uint32_t ar)
+{
+    /* An unusable segment is not present; keep its DPL (SS.DPL is the CPL). */
+    if (ar & X86_AR_UNUSABLE)
+        return (ar & X86_AR_DPL_MASK) << 8;
+    return (ar & 0xF0FFu) << 8;
+}
+
+static uint32_t flags_to_ar(uint32_t flags, enum x86_seg s)
+{
+    uint32_t ar = (flags >> 8) & 0xF0FFu;
+    /* A null selector loaded in 64-bit mode is not present: unusable. */
+    if (!(ar & X86_AR_P) && s != X86_SEG_CS)
+        return X86_AR_UNUSABLE | (ar & X86_AR_DPL_MASK);
+    return ar;
+}
+
+struct qseg {
+    uint32_t selector;
+    uint32_t pad;
+    uint64_t base;
+    uint32_t limit;
+    uint32_t flags;
+};
+
+static void ctx_get_qseg(struct cpu *c, unsigned idx, struct qseg *q)
+{
+    memcpy(q, ctx_bytes(c) + c->env.segs + idx * c->env.seg_stride, sizeof *q);
+}
+
+static void ctx_put_qseg(struct cpu *c, unsigned idx, const struct qseg *q)
+{
+    memcpy(ctx_bytes(c) + c->env.segs + idx * c->env.seg_stride, q, sizeof *q);
+}
+
+void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out)
+{
+    uc_x86_mmr mmr;
+    if (s == X86_SEG_LDTR || s == X86_SEG_TR) {
+        uc_reg_read(c->uc, seg_ucreg[s], &mmr);
+        out->selector = mmr.selector;
+        out->base = mmr.base;
+        out->limit = mmr.limit;
+        out->ar = flags_to_ar(mmr.flags, s);
+        return;
+    }
+    struct qseg q;
+    uc_context_save(c->uc, c->ctx);
+    ctx_get_qseg(c, (unsigned)s, &q);
+    out->selector = (uint16_t)q.selector;
+    out->base = q.base;
+    out->limit = q.limit;
+    out->ar = flags_to_ar(q.flags, s);
+}
+
+/*
+ * Recompute the hflags bits QEMU derives from segment state, with the
+ * meaning QEMU gives them (CPL from SS.DPL as in VMX, SDM Vol. 3C §27.3.2).
+ */
+static uint32_t derive_hflags(uint32_t hf, const struct qseg *q, uint64_t cr0, uint64_t eflags)
+{
+    uint32_t cs = q[X86_SEG_CS].flags, ss = q[X86_SEG_SS].flags;
+    hf &= ~(HF_CPL_MASK | HF_CS32_MASK | HF_SS32_MASK | HF_ADDSEG_MASK | HF_CS64_MASK);
+    hf |= (ss >> 13) & 3u;
+    if ((hf & HF_LMA_MASK) && (cs & (1u << 21))) {
+        hf |= HF_CS64_MASK | HF_CS32_MASK | HF_SS32_MASK;
+        return hf;
+    }
+    if (cs & (1u << 22))
+        hf |= HF_CS32_MASK;
+    if (ss & (1u << 22))
+        hf |= HF_SS32_MASK;
+    if (!(cr0 & X86_CR0_PE) || (eflags & X86_RFLAGS_VM) || !(hf & HF_CS32_MASK))
+        hf |= HF_ADDSEG_MASK;
+    else if ((q[X86_SEG_DS].base | q[X86_SEG_ES].base | q[X86_SEG_SS].base) != 0)
+        hf |= HF_ADDSEG_MASK;
+    return hf;
+}
+
+/*
+ * Load the segments selected by mask (bit per enum x86_seg) with exact
+ * hidden state. LDTR and TR go through Unicorn's own API.
+ */
+void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask)
+{
+    for (int s = X86_SEG_LDTR; s <= X86_SEG_TR; s++) {
+        if (!(mask & (1u << s)))
+            continue;
+        uc_x86_mmr mmr = {.selector = segs[s].selector,
+                          .base = segs[s].base,
+                          .limit = segs[s].limit,
+                          .flags = ar_to_flags(segs[s].ar)};
+        uc_reg_write(c->uc, seg_ucreg[s], &mmr);
+    }
+    if (!(mask & 0x3Fu))
+        return;
+    uint64_t eflags = cpu_reg(c, UC_X86_REG_RFLAGS);
+    struct qseg q[6];
+    uint32_t hf;
+    uc_context_save(c->uc, c->ctx);
+    for (unsigned s = 0; s < 6; s++) {
+        ctx_get_qseg(c, s, &q[s]);
+        if (!(mask & (1u << s)))
+            continue;
+        q[s].selector = segs[s].selector;
+        q[s].base = segs[s].base;
+        q[s].limit = segs[s].limit;
+        q[s].flags = ar_to_flags(segs[s].ar);
+        ctx_put_qseg(c, s, &q[s]);
+    }
+    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
+    hf = derive_hflags(hf, q, c->cr0, eflags);
+    memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
+    uc_context_restore(c->uc, c->ctx);
+}
+
+/* Error code and INT-ness of the exception QEMU is raising (INTR hook). */
+int cpu_native_error_code(struct cpu *c, bool *is_int)
+{
+    uc_context_save(c->uc, c->ctx);
+    *is_int = ctx_i32(c, c->env.exception_is_int) != 0;
+    return ctx_i32(c, c->env.error_code);
+}
+
+/*
+ * QEMU records the exception in flight and only clears it in its own IDT
+ * delivery, which Unicorn replaces with our hook: left alone, the next two
+ * contributory faults would turn into #DF and a silent triple fault
+ * (DESIGN §2). We deliver exceptions ourselves, so clear it at every stop.
+ */
+void cpu_clear_old_exception(struct cpu *c)
+{
+    int32_t none = -1;
+    uc_context_save(c->uc, c->ctx);
+    if (ctx_i32(c, c->env.old_exception) == -1)
+        return;
+    memcpy(ctx_bytes(c) + c->env.old_exception, &none, 4);
+    uc_context_restore(c->uc, c->ctx);
+}
+
+void cpu_flush_tlb(struct cpu *c) { uc_ctl_flush_tlb(c->uc); }
+
+unsigned cpu_cpl(struct cpu *c)
+{
+    struct qseg q;
+    uc_context_save(c->uc, c->ctx);
+    ctx_get_qseg(c, X86_SEG_SS, &q);
+    if (!(c->cr0 & X86_CR0_PE))
+        return 0;
+    if (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM)
+        return 3;
+    return (q.flags >> 13) & 3u;
+}
+
+bool cpu_long_mode(const struct cpu *c) { return (c->efer & X86_EFER_LMA) != 0; }
+
+unsigned cpu_code_bits(struct cpu *c)
+{
+    struct qseg q;
+    uc_context_save(c->uc, c->ctx);
+    ctx_get_qseg(c, X86_SEG_CS, &q);
+    if (cpu_long_mode(c) && (q.flags & (1u << 21)))
+        return 64;
+    if (!(c->cr0 & X86_CR0_PE) || (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM))
+        return 16;
+    return (q.flags & (1u << 22)) ? 32 : 16;
+}
+
+vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen)
+{
+    uc_err e = uc_open(UC_ARCH_X86, UC_MODE_64, &c->uc);
+    if (e != UC_ERR_OK) {
+        snprintf(err, errlen, "uc_open: %s", uc_strerror(e));
+        return VMXSIM_ERR_UNICORN;
+    }
+    /* QEMU's Icelake-Server model: SMAP and PKU present, so QEMU's
+     * user/supervisor/SMAP TLB split matches our permission checks. */
+    e = uc_ctl_set_cpu_model(c->uc, UC_CPU_X86_ICELAKE_SERVER);
+    if (e == UC_ERR_OK)
+        e = uc_ctl_tlb_mode(c->uc, UC_TLB_VIRTUAL);
+    /* An empty exit set: otherwise every uc_emu_start ends by invalidating
+     * the TB before its `until` address, which asks our TLB-fill hook to
+     * translate that address and clobbers the real stop cause. */
+    if (e == UC_ERR_OK)
+        e = uc_ctl_exits_enable(c->uc);
+    if (e == UC_ERR_OK)
+        e = uc_mem_map_ptr(c->uc, 0, c->ram_size, UC_PROT_ALL, c->ram);
+    if (e != UC_ERR_OK) {
+        snprintf(err, errlen, "unicorn set-up: %s", uc_strerror(e));
+        return VMXSIM_ERR_UNICORN;
+    }
+    c->env.size = uc_context_size(c->uc);
+    if (uc_context_alloc(c->uc, &c->ctx) != UC_ERR_OK) {
+        snprintf(err, errlen, "uc_context_alloc failed");
+        return VMXSIM_ERR_NOMEM;
+    }
+    if (!calibrate(c, err, errlen))
+        return VMXSIM_ERR_UNICORN;
+    return VMXSIM_OK;
+}
+
+void cpu_engine_close(struct cpu *c)
+{
+    if (c->ctx)
+        uc_context_free(c->ctx);
+    if (c->uc)
+        uc_close(c->uc);
+    c->ctx = NULL;
+    c->uc = NULL;
+}

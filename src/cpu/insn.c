@@ -1,0 +1,475 @@
+/*
+ * Emulation of sensitive instructions: those Unicorn would run natively
+ * with QEMU's semantics instead of ours, or that must be able to cause a
+ * VM exit. The run loop calls here with RIP at the instruction; on success
+ * RIP moves past it, on a fault the fault is delivered and RIP stays.
+ * Each instruction cites its SDM Vol. 2 page; privilege checks come first
+ * (#UD before #GP where the SDM orders them so).
+ */
+#include <string.h>
+
+#include "cpu/operand.h"
+
+#define FAULT(v, e) ((struct x86_fault){.vector = (v), .has_error = true, .error_code = (e)})
+#define UD ((struct x86_fault){.vector = X86_UD})
+
+/* WRPKRU is 0F 01 EF (SDM Vol. 2B); Capstone 4 does not decode it. */
+unsigned cpu_raw_sensitive(const uint8_t *code, size_t len)
+{
+    if (len >= 3 && code[0] == 0x0F && code[1] == 0x01 && code[2] == 0xEF)
+        return 3;
+    return 0;
+}
+
+bool cpu_is_sensitive(const cs_insn *insn)
+{
+    switch (insn->id) {
+    case X86_INS_CPUID:
+    case X86_INS_RDMSR:
+    case X86_INS_WRMSR:
+    case X86_INS_RDTSC:
+    case X86_INS_RDTSCP:
+    case X86_INS_HLT:
+    case X86_INS_IN:
+    case X86_INS_OUT:
+    case X86_INS_INSB:
+    case X86_INS_INSW:
+    case X86_INS_INSD:
+    case X86_INS_OUTSB:
+    case X86_INS_OUTSW:
+    case X86_INS_OUTSD:
+    case X86_INS_CLTS:
+    case X86_INS_LMSW:
+    case X86_INS_INVLPG:
+    case X86_INS_WBINVD:
+    case X86_INS_INVD:
+    case X86_INS_XSETBV:
+    case X86_INS_MONITOR:
+    case X86_INS_MWAIT:
+        return true;
+    case X86_INS_MOV: {
+        const cs_x86 *x = &insn->detail->x86;
+        for (int i = 0; i < x->op_count; i++) {
+            x86_reg r = x->operands[i].reg;
+            if (x->operands[i].type == X86_OP_REG &&
+                ((r >= X86_REG_CR0 && r <= X86_REG_CR15) || (r >= X86_REG_DR0 && r <= X86_REG_DR15)))
+                return true;
+        }
+        return false;
+    }
+    default:
+        return false;
+    }
+}
+
+static void advance(struct cpu *c, const cs_insn *insn)
+{
+    uint64_t rip = insn->address + insn->size;
+    if (cpu_code_bits(c) != 64)
+        rip &= 0xFFFFFFFFull;
+    cpu_set_reg(c, UC_X86_REG_RIP, rip);
+    c->insns++;
+    c->cycles += 1;
+}
+
+static void set_edx_eax(struct cpu *c, uint64_t v)
+{
+    cpu_set_reg(c, UC_X86_REG_RAX, (uint32_t)v);
+    cpu_set_reg(c, UC_X86_REG_RDX, (uint32_t)(v >> 32));
+}
+
+/* CPUID — SDM Vol. 2A. */
+static bool do_cpuid(struct cpu *c, struct x86_fault *f)
+{
+    uint32_t out[4];
+    (void)f;
+    model_cpuid(&c->model, (uint32_t)cpu_reg(c, UC_X86_REG_RAX), (uint32_t)cpu_reg(c, UC_X86_REG_RCX),
+                c->cr4, 0, out);
+    cpu_set_reg(c, UC_X86_REG_RAX, out[0]);
+    cpu_set_reg(c, UC_X86_REG_RBX, out[1]);
+    cpu_set_reg(c, UC_X86_REG_RCX, out[2]);
+    cpu_set_reg(c, UC_X86_REG_RDX, out[3]);
+    return true;
+}
+
+/* RDMSR / WRMSR — SDM Vol. 2B: CPL > 0, unknown index or reserved bits → #GP(0). */
+static bool do_rdmsr(struct cpu *c, struct x86_fault *f)
+{
+    uint64_t v;
+    if (cpu_cpl(c) != 0 || !cpu_rdmsr(c, (uint32_t)cpu_reg(c, UC_X86_REG_RCX), &v)) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    set_edx_eax(c, v);
+    return true;
+}
+
+static bool do_wrmsr(struct cpu *c, struct x86_fault *f)
+{
+    uint64_t v = (cpu_reg(c, UC_X86_REG_RDX) << 32) | (uint32_t)cpu_reg(c, UC_X86_REG_RAX);
+    if (cpu_cpl(c) != 0 || !cpu_wrmsr(c, (uint32_t)cpu_reg(c, UC_X86_REG_RCX), v)) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    return true;
+}
+
+/* RDTSC / RDTSCP — SDM Vol. 2B: CR4.TSD and CPL > 0 → #GP(0). */
+static bool do_rdtsc(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    uint64_t tsc;
+    if ((c->cr4 & X86_CR4_TSD) && cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    if (insn->id == X86_INS_RDTSCP && !model_has(&c->model, FEAT_RDTSCP)) {
+        *f = UD;
+        return false;
+    }
+    (void)cpu_rdmsr(c, MSR_IA32_TSC, &tsc);
+    set_edx_eax(c, tsc);
+    if (insn->id == X86_INS_RDTSCP)
+        cpu_set_reg(c, UC_X86_REG_RCX, (uint32_t)msr_get_raw(&c->msrs, MSR_ID_TSC_AUX));
+    return true;
+}
+
+/*
+ * HLT — SDM Vol. 2A: CPL > 0 → #GP(0). With nothing that could ever wake
+ * the processor (no interrupt source yet), the machine stops with a report.
+ */
+static bool do_hlt(struct cpu *c, struct x86_fault *f)
+{
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    bool intr = (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_IF) != 0;
+    cpu_request_stop(c, VMXSIM_STOP_HALT, 0,
+                     intr ? "HLT with no interrupt source pending"
+                          : "HLT with interrupts disabled");
+    return true;
+}
+
+/*
+ * I/O permission — SDM Vol. 1 §19.5: in protected mode with CPL > IOPL (or
+ * in virtual-8086 mode) every port byte must be clear in the TSS I/O bitmap.
+ */
+static bool io_allowed(struct cpu *c, uint16_t port, unsigned size)
+{
+    uint64_t fl = cpu_reg(c, UC_X86_REG_RFLAGS);
+    if (!(c->cr0 & X86_CR0_PE))
+        return true;
+    if (!(fl & X86_RFLAGS_VM) && cpu_cpl(c) <= ((fl & X86_RFLAGS_IOPL) >> 12))
+        return true;
+    struct x86_seg_state tr;
+    struct x86_fault f;
+    uint16_t base, bits;
+    cpu_get_seg(c, X86_SEG_TR, &tr);
+    if ((tr.ar & X86_AR_TYPE_MASK) != X86_SYS_TSS_BUSY || tr.limit < 103)
+        return false;
+    if (!cpu_lin_read(c, tr.base + 102, &base, 2, PAGING_ACC_IMPLICIT, &f))
+        return false;
+    uint64_t off = (uint64_t)base + port / 8;
+    if (off + 1 > tr.limit)
+        return false;
+    if (!cpu_lin_read(c, tr.base + off, &bits, 2, PAGING_ACC_IMPLICIT, &f))
+        return false;
+    return ((bits >> (port & 7)) & ((1u << size) - 1)) == 0;
+}
+
+static unsigned io_size(const cs_insn *insn)
+{
+    switch (insn->id) {
+    case X86_INS_INSB:
+    case X86_INS_OUTSB:
+        return 1;
+    case X86_INS_INSW:
+    case X86_INS_OUTSW:
+        return 2;
+    case X86_INS_INSD:
+    case X86_INS_OUTSD:
+        return 4;
+    default:
+        break;
+    }
+    /* IN/OUT: the size of the accumulator operand. */
+    const cs_x86 *x = &insn->detail->x86;
+    for (int i = 0; i < x->op_count; i++) {
+        x86_reg r = x->operands[i].reg;
+        if (x->operands[i].type != X86_OP_REG)
+            continue;
+        if (r == X86_REG_AL)
+            return 1;
+        if (r == X86_REG_AX)
+            return 2;
+        if (r == X86_REG_EAX)
+            return 4;
+    }
+    return 1;
+}
+
+static uint16_t io_port(struct cpu *c, const cs_insn *insn)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    for (int i = 0; i < x->op_count; i++)
+        if (x->operands[i].type == X86_OP_IMM)
+            return (uint16_t)x->operands[i].imm;
+    return (uint16_t)cpu_reg(c, UC_X86_REG_RDX);
+}
+
+/* IN / OUT — SDM Vol. 2A/2B. */
+static bool do_inout(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    unsigned size = io_size(insn);
+    uint16_t port = io_port(c, insn);
+    if (!io_allowed(c, port, size)) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    if (insn->id == X86_INS_OUT) {
+        uint64_t v = cpu_reg(c, UC_X86_REG_RAX);
+        c->io.out(c->io.ctx, port, size, (uint32_t)(v & (size == 4 ? 0xFFFFFFFFu : (1u << (size * 8)) - 1)));
+        return true;
+    }
+    uint32_t v = c->io.in(c->io.ctx, port, size);
+    op_write_gpr(c, size == 1 ? X86_REG_AL : size == 2 ? X86_REG_AX : X86_REG_EAX, v);
+    return true;
+}
+
+/* INS / OUTS with optional REP — SDM Vol. 2A "INS", Vol. 2B "OUTS". */
+static bool do_string_io(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    unsigned size = io_size(insn), asz = x->addr_size;
+    bool out = insn->id == X86_INS_OUTSB || insn->id == X86_INS_OUTSW || insn->id == X86_INS_OUTSD;
+    bool rep = x->prefix[0] == X86_PREFIX_REP;
+    uint16_t port = (uint16_t)cpu_reg(c, UC_X86_REG_RDX);
+    uint64_t amask = asz == 8 ? ~0ull : asz == 4 ? 0xFFFFFFFFull : 0xFFFF;
+    int ireg = out ? UC_X86_REG_RSI : UC_X86_REG_RDI;
+    int64_t step = (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_DF) ? -(int64_t)size : (int64_t)size;
+    unsigned acc = cpu_cpl(c) == 3 ? PAGING_ACC_USER : 0;
+    bool lm = cpu_code_bits(c) == 64;
+    if (!io_allowed(c, port, size)) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    /* Source DS (overridable) for OUTS, ES for INS; in 64-bit mode only FS/GS have bases. */
+    x86_reg sreg = out && x->operands[1].type == X86_OP_MEM ? x->operands[1].mem.segment : X86_REG_INVALID;
+    enum x86_seg which = !out ? X86_SEG_ES
+                         : sreg == X86_REG_FS ? X86_SEG_FS
+                         : sreg == X86_REG_GS ? X86_SEG_GS
+                         : sreg == X86_REG_ES ? X86_SEG_ES
+                         : sreg == X86_REG_SS ? X86_SEG_SS
+                         : sreg == X86_REG_CS ? X86_SEG_CS
+                                              : X86_SEG_DS;
+    struct x86_seg_state seg;
+    cpu_get_seg(c, which, &seg);
+    uint64_t sbase = (lm && which != X86_SEG_FS && which != X86_SEG_GS) ? 0 : seg.base;
+    for (;;) {
+        uint64_t cnt = cpu_reg(c, UC_X86_REG_RCX) & amask;
+        if (rep && cnt == 0)
+            return true;
+        uint64_t idx = cpu_reg(c, ireg), la = sbase + (idx & amask);
+        uint32_t v = 0;
+        if (out) {
+            if (!cpu_lin_read(c, la, &v, size, acc, f))
+                return false;
+            c->io.out(c->io.ctx, port, size, v);
+        } else {
+            v = c->io.in(c->io.ctx, port, size);
+            if (!cpu_lin_write(c, la, &v, size, acc, f))
+                return false;
+        }
+        cpu_set_reg(c, ireg, (idx & ~amask) | ((idx + (uint64_t)step) & amask));
+        if (!rep)
+            return true;
+        cpu_set_reg(c, UC_X86_REG_RCX, (cpu_reg(c, UC_X86_REG_RCX) & ~amask) | ((cnt - 1) & amask));
+    }
+}
+
+/* MOV to/from CRn — SDM Vol. 2B: CPL > 0 → #GP(0); invalid CR → #UD. */
+static bool do_mov_cr(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    x86_reg dst = x->operands[0].reg, src = x->operands[1].reg;
+    bool to_cr = dst >= X86_REG_CR0 && dst <= X86_REG_CR15;
+    int cr = (int)((to_cr ? dst : src) - X86_REG_CR0);
+    if (cr != 0 && cr != 2 && cr != 3 && cr != 4 && cr != 8) {
+        *f = UD;
+        return false;
+    }
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    if (!to_cr) {
+        op_write_gpr(c, dst, cpu_read_cr(c, cr));
+        return true;
+    }
+    return cpu_write_cr(c, cr, op_read_gpr(c, src), f);
+}
+
+/* MOV to/from DRn: executed natively after the CPL check (no VM exit yet). */
+static bool do_mov_dr(struct cpu *c, struct x86_fault *f)
+{
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
+    return true;
+}
+
+/* CLTS — SDM Vol. 2A. */
+static bool do_clts(struct cpu *c, struct x86_fault *f)
+{
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    return cpu_write_cr(c, 0, c->cr0 & ~X86_CR0_TS, f);
+}
+
+/* LMSW — SDM Vol. 2A: loads CR0[3:0]; cannot clear PE. */
+static bool do_lmsw(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    const cs_x86_op *op = &insn->detail->x86.operands[0];
+    uint16_t v;
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    if (op->type == X86_OP_MEM) {
+        if (!cpu_lin_read(c, op_mem_la(c, insn, op), &v, 2, 0, f))
+            return false;
+    } else {
+        v = (uint16_t)op_read_gpr(c, op->reg);
+    }
+    uint64_t cr0 = (c->cr0 & ~0xEull) | (v & 0xEu) | (c->cr0 & X86_CR0_PE) | (v & 1u);
+    return cpu_write_cr(c, 0, cr0, f);
+}
+
+/* INVLPG — SDM Vol. 2A: CPL > 0 → #GP(0). */
+static bool do_invlpg(struct cpu *c, struct x86_fault *f)
+{
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    cpu_flush_tlb(c);
+    cpu_blocks_invalidate(c);
+    return true;
+}
+
+/* Privileged instructions that are harmless no-ops here (WBINVD, INVD). */
+static bool do_priv_nop(struct cpu *c, struct x86_fault *f)
+{
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    return true;
+}
+
+/* WRPKRU — SDM Vol. 2B: CR4.PKE = 0 → #UD; ECX or EDX ≠ 0 → #GP(0). */
+static bool do_wrpkru(struct cpu *c, struct x86_fault *f)
+{
+    if (!(c->cr4 & X86_CR4_PKE)) {
+        *f = UD;
+        return false;
+    }
+    if ((uint32_t)cpu_reg(c, UC_X86_REG_RCX) || (uint32_t)cpu_reg(c, UC_X86_REG_RDX)) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    c->pkru = (uint32_t)cpu_reg(c, UC_X86_REG_RAX);
+    cpu_flush_tlb(c);
+    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1; /* QEMU keeps its copy for RDPKRU */
+    return true;
+}
+
+/* Instructions QEMU executes correctly in root operation: run them natively once. */
+static bool do_native(struct cpu *c, struct x86_fault *f)
+{
+    (void)f;
+    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
+    return true;
+}
+
+static bool dispatch(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    switch (insn->id) {
+    case X86_INS_CPUID: return do_cpuid(c, f);
+    case X86_INS_RDMSR: return do_rdmsr(c, f);
+    case X86_INS_WRMSR: return do_wrmsr(c, f);
+    case X86_INS_RDTSC:
+    case X86_INS_RDTSCP: return do_rdtsc(c, insn, f);
+    case X86_INS_HLT: return do_hlt(c, f);
+    case X86_INS_IN:
+    case X86_INS_OUT: return do_inout(c, insn, f);
+    case X86_INS_INSB:
+    case X86_INS_INSW:
+    case X86_INS_INSD:
+    case X86_INS_OUTSB:
+    case X86_INS_OUTSW:
+    case X86_INS_OUTSD: return do_string_io(c, insn, f);
+    case X86_INS_CLTS: return do_clts(c, f);
+    case X86_INS_LMSW: return do_lmsw(c, insn, f);
+    case X86_INS_INVLPG: return do_invlpg(c, f);
+    case X86_INS_WBINVD:
+    case X86_INS_INVD: return do_priv_nop(c, f);
+    case X86_INS_MOV: {
+        const cs_x86 *x = &insn->detail->x86;
+        x86_reg r = x->operands[0].reg == X86_REG_INVALID ? x->operands[1].reg : x->operands[0].reg;
+        bool dr = (x->operands[0].reg >= X86_REG_DR0 && x->operands[0].reg <= X86_REG_DR15) ||
+                  (x->operands[1].reg >= X86_REG_DR0 && x->operands[1].reg <= X86_REG_DR15);
+        (void)r;
+        return dr ? do_mov_dr(c, f) : do_mov_cr(c, insn, f);
+    }
+    default: return do_native(c, f);
+    }
+}
+
+/* RIP is at a hooked instruction: emulate it (or let it run natively once). */
+void cpu_emulate_sensitive(struct cpu *c)
+{
+    cs_insn *insn = NULL;
+    struct x86_fault f = {0};
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    if (!cpu_fetch_insn(c, rip, &insn, &f)) {
+        cpu_raise(c, &f);
+        return;
+    }
+    if (!insn) {
+        uint8_t code[3];
+        struct x86_fault ff;
+        if (cpu_lin_read(c, rip, code, 3, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &ff) &&
+            cpu_raw_sensitive(code, 3)) {
+            if (!do_wrpkru(c, &f))
+                cpu_raise(c, &f);
+            return;
+        }
+    }
+    /* The hook is per address: the code there may have changed since. */
+    if (!insn || !cpu_is_sensitive(insn)) {
+        c->native_once = rip + 1;
+        if (insn)
+            cs_free(insn, 1);
+        return;
+    }
+    if (!dispatch(c, insn, &f))
+        cpu_raise(c, &f);
+    else if (c->native_once != rip + 1)
+        advance(c, insn);
+    cs_free(insn, 1);
+}
+
+/*
+ * RIP is at an opcode QEMU does not implement (#UD). VMX instructions will be
+ * dispatched to the VMX unit here; everything else is #UD.
+ */
+void cpu_emulate_invalid(struct cpu *c)
+{
+    struct x86_fault ud = UD;
+    cpu_raise(c, &ud);
+}
