@@ -11,8 +11,14 @@ now() { date +%s.%N; }
 printf "%-10s %12s %12s %8s\n" loop "bare MIPS" "vmxsim MIPS" ratio
 for loop in reg_loop mem_loop; do
     img="$build/guests/bench_$loop.flat"
-    bare=$("$build/bench/bare_unicorn" "$img")
-    t0=$(now); "$build/vmxsim" run "$img" --mem 64M >/dev/null || [ $? = 1 ]; t1=$(now)
-    awk -v n="$insns" -v b="$bare" -v t0="$t0" -v t1="$t1" -v l="$loop" \
-        'BEGIN { s = t1 - t0; printf "%-10s %12.0f %12.0f %8.2f\n", l, n/b/1e6, n/s/1e6, (n/s)/(n/b) }'
+    # best of three runs each (the machine may be busy)
+    bare=9999 sim=9999
+    for _ in 1 2 3; do
+        b=$("$build/bench/bare_unicorn" "$img")
+        t0=$(now); "$build/vmxsim" run "$img" --mem 64M >/dev/null || [ $? = 1 ]; t1=$(now)
+        bare=$(awk -v a="$bare" -v b="$b" 'BEGIN { print (b < a) ? b : a }')
+        sim=$(awk -v a="$sim" -v t0="$t0" -v t1="$t1" 'BEGIN { s = t1 - t0; print (s < a) ? s : a }')
+    done
+    awk -v n="$insns" -v b="$bare" -v s="$sim" -v l="$loop" \
+        'BEGIN { printf "%-10s %12.0f %12.0f %8.2f\n", l, n/b/1e6, n/s/1e6, (n/s)/(n/b) }'
 done

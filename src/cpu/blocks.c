@@ -161,21 +161,30 @@ out:
     return added;
 }
 
+static void __attribute__((noinline)) block_miss(struct cpu *c, uint64_t addr, uint32_t size,
+                                                  struct cpu_block *b)
+{
+    if (decode_block(c, addr, size, b)) {
+        c->cause = CAUSE_BLOCK_NEW;
+        c->new_block_addr = addr;
+        c->new_block_size = size;
+        c->cur_block = NULL;
+        uc_emu_stop(c->uc);
+    }
+}
+
+/* Hot path: runs at the start of every block execution. */
 static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
 {
     struct cpu *c = ud;
     struct cpu_block *b = &c->blocks[block_slot(addr)];
-    if (b->addr != addr || b->size != size || b->tag != c->block_tag || !b->ninsns) {
-        if (decode_block(c, addr, size, b)) {
-            c->cause = CAUSE_BLOCK_NEW;
-            c->new_block_addr = addr;
-            c->new_block_size = size;
-            c->cur_block = NULL;
-            uc_emu_stop(uc);
+    (void)uc;
+    if (__builtin_expect(b->addr != addr || b->size != size || b->tag != c->block_tag, 0)) {
+        block_miss(c, addr, size, b);
+        if (c->cause == CAUSE_BLOCK_NEW)
             return;
-        }
     }
-    if (c->max_insns && c->insns >= c->max_insns) {
+    if (__builtin_expect(c->insns >= c->insn_limit, 0)) {
         c->cur_block = NULL;
         cpu_request_stop(c, VMXSIM_STOP_INSN_LIMIT, 0, "instruction limit reached");
         return;

@@ -76,6 +76,7 @@ vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err,
     c->io = cfg->io;
     c->log = cfg->log;
     c->max_insns = cfg->max_insns;
+    c->insn_limit = cfg->max_insns ? cfg->max_insns : UINT64_MAX;
     c->feature_control_unlocked = cfg->feature_control_unlocked;
     c->debug = getenv("VMXSIM_DEBUG") != NULL;
     cpu_phys_mem(c);

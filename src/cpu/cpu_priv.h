@@ -95,6 +95,7 @@ struct cpu {
 
     /* Counters (timing unit charges cycles). */
     uint64_t cycles, insns, max_insns;
+    uint64_t insn_limit;        /* max_insns, or UINT64_MAX: one compare per block */
     uint64_t tsc_offset;        /* IA32_TSC = cycles + tsc_offset */
     uint64_t exceptions_delivered;
     unsigned idle_stops;
