@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cpu/operand.h"
+#include "cpu/vmx_glue.h"
 #include "timing/timing.h"
 
 #define NO_STOP_ADDR 0x8000000000000000ULL /* non-canonical: never executed */
@@ -81,6 +82,7 @@ vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err,
     c->debug = getenv("VMXSIM_DEBUG") != NULL;
     cpu_phys_mem(c);
     msr_reset(&c->msrs, &c->model);
+    vmx_init(&c->vmx, &c->model);
     r = cpu_engine_open(c, err, errlen);
     if (r == VMXSIM_OK)
         r = cpu_blocks_init(c);
@@ -213,12 +215,18 @@ bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val)
 {
     const struct live_msr *m = live_msr(idx);
     enum msr_id id;
+    if (cpu_vmx_rdmsr(c, idx, val))
+        return true;
     if (!msr_exists(&c->msrs, idx) || !msr_lookup(idx, &id))
         return false;
-    if (m)
+    if (m) {
         msr_set_raw(&c->msrs, id, engine_msr(c, m));
-    else if (idx == MSR_IA32_TSC)
-        msr_set_raw(&c->msrs, id, c->cycles + c->tsc_offset);
+    } else if (idx == MSR_IA32_TSC) {
+        uint64_t tsc = c->cycles + c->tsc_offset;
+        if (c->vmx.non_root) /* SDM Vol. 3C §26.3: RDMSR of IA32_TSC sees the offset */
+            tsc = vmx_guest_tsc(&c->vmx, cpu_vmx_ops(c), tsc);
+        msr_set_raw(&c->msrs, id, tsc);
+    }
     else if (idx == MSR_EFER)
         msr_set_raw(&c->msrs, id, c->efer);
     return msr_read(&c->msrs, idx, val) == MSR_OK;

@@ -10,6 +10,7 @@
 #include "cpu/cpu.h"
 #include "msr/msr.h"
 #include "paging/paging.h"
+#include "vmx/vmx.h"
 
 #define CPU_WARN_UNUSED __attribute__((warn_unused_result))
 
@@ -76,6 +77,14 @@ struct cpu {
     uint64_t cr0, cr2, cr3, cr4, cr8, efer, xcr0;
     uint64_t pdpte[4];
     uint32_t pkru;
+    uint32_t activity;          /* enum vmx_activity (HLT, shutdown, ...) */
+    uint32_t interruptibility;  /* GUEST_INTR_STATE_* blocking */
+    uint64_t pending_dbg;
+
+    /* VMX operation (the VMX unit's state) and its statistics. */
+    struct vmx vmx;
+    struct vmx_ops vmx_ops;
+    uint64_t vmexits, vmentries;
 
     /* Run state set by hooks, consumed by the run loop. */
     enum cpu_stop_cause cause;
@@ -159,6 +168,7 @@ void cpu_report_state(struct cpu *c, FILE *out);
 void cpu_emulate_sensitive(struct cpu *c);
 void cpu_emulate_invalid(struct cpu *c);
 bool cpu_is_sensitive(const cs_insn *insn);
+bool cpu_is_vmx_insn(const cs_insn *insn);
 /* Sensitive encodings Capstone 4 does not know (WRPKRU): their length, or 0. */
 unsigned cpu_raw_sensitive(const uint8_t *code, size_t len);
 
@@ -171,5 +181,10 @@ void cpu_sync_cr_to_engine(struct cpu *c);
 /* msrs on the core side (side effects of MSR_F_CORE). */
 bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);
 bool cpu_wrmsr(struct cpu *c, uint32_t idx, uint64_t val);
+
+/* state.c — whole-state snapshots for VM transitions. */
+void cpu_save_state(struct cpu *c, struct x86_state *st);
+void cpu_load_state(struct cpu *c, const struct x86_state *st);
+int cpu_gpr_ucreg(unsigned n);
 
 #endif

@@ -4,7 +4,7 @@
  * keeping Unicorn's copy (which drives QEMU's translator flags) in step.
  * SDM Vol. 2B "MOV—Move to/from Control Registers", Vol. 3A §2.5, §4.1.
  */
-#include "cpu/cpu_priv.h"
+#include "cpu/vmx_glue.h"
 
 #define GP0(f) (*(f) = (struct x86_fault){.vector = X86_GP, .has_error = true, .error_code = 0}, false)
 
@@ -121,6 +121,9 @@ static bool write_cr4(struct cpu *c, uint64_t v, struct x86_fault *f)
 bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f)
 {
     bool ok;
+    /* SDM Vol. 3C §24.8: in VMX operation CR0/CR4 bits fixed by the capability MSRs → #GP. */
+    if (!cpu_vmx_cr_allowed(c, cr, cr == 0 ? ((val & CR0_DEFINED) | X86_CR0_ET) : val))
+        return GP0(f);
     switch (cr) {
     case 0:
         ok = write_cr0(c, val, f);

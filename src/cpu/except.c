@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "cpu/cpu_priv.h"
+#include "cpu/vmx_glue.h"
 
 struct gate {
     uint16_t selector;
@@ -275,12 +275,57 @@ static bool deliver_once(struct cpu *c, const struct event *ev, struct x86_fault
  * on contributory, or contributory/#PF on #PF, becomes #DF; anything on #DF
  * is a triple fault (shutdown); otherwise the new fault is delivered.
  */
+/* VMX interruption type of an event (SDM Vol. 3C Table 25-17). */
+static uint32_t intr_type(const struct event *ev)
+{
+    switch (ev->kind) {
+    case EV_SW_INT: return INTR_TYPE_SOFT_INTR;
+    case EV_SW_EXCEPTION: return INTR_TYPE_SOFT_EXCEPTION;
+    case EV_NMI: return INTR_TYPE_NMI_INTR;
+    case EV_EXT_INT: return INTR_TYPE_EXT_INTR;
+    default: return INTR_TYPE_HARD_EXCEPTION;
+    }
+}
+
+static uint32_t vectoring_info(const struct event *ev)
+{
+    return ev->vector | intr_type(ev) << INTR_INFO_INTR_TYPE_SHIFT | (uint32_t)INTR_INFO_VALID_MASK |
+           (ev->has_error ? (uint32_t)INTR_INFO_DELIVER_CODE_MASK : 0);
+}
+
+/*
+ * In VMX non-root operation an exception may be a VM exit instead (SDM
+ * Vol. 3C §26.2, exception bitmap); `outer` is the event being delivered
+ * when this one occurred (IDT-vectoring information, §28.2.4).
+ */
+static bool exception_exits(struct cpu *c, const struct event *ev, const struct event *outer)
+{
+    if (!c->vmx.non_root || ev->kind == EV_EXT_INT)
+        return false;
+    struct vmx_event ve = {.kind = VMX_EV_EXCEPTION, .vector = ev->vector, .intr_type = intr_type(ev),
+                           .has_error = ev->has_error, .error_code = ev->error_code, .cr2 = c->cr2};
+    struct vmx_exit ex;
+    if (!vmx_intercept(&c->vmx, cpu_vmx_ops(c), &ve, &ex))
+        return false;
+    if (outer) {
+        ex.idt_vectoring_info = vectoring_info(outer);
+        ex.idt_vectoring_error = outer->error_code;
+    }
+    if (ev->kind == EV_SW_EXCEPTION || ev->kind == EV_SW_INT)
+        ex.insn_len = (uint32_t)(ev->rip - cpu_reg(c, UC_X86_REG_RIP));
+    cpu_vmexit(c, &ex);
+    return true;
+}
+
 void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
                  uint32_t error_code, uint64_t next_rip)
 {
-    struct event ev = {vector, kind, has_error, error_code, next_rip};
+    struct event ev = {vector, kind, has_error, error_code, next_rip}, outer;
+    bool nested = false;
     for (int depth = 0; depth < 4; depth++) {
         struct x86_fault f = {0};
+        if (exception_exits(c, &ev, nested ? &outer : NULL))
+            return;
         if (deliver_once(c, &ev, &f)) {
             c->exceptions_delivered++;
             cpu_flush_tlb(c);
@@ -296,6 +341,8 @@ void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool h
                   (ev.vector == X86_PF && (contributory(f.vector) || f.vector == X86_PF));
         if (f.vector == X86_PF)
             c->cr2 = f.cr2;
+        outer = ev;
+        nested = true;
         if (df)
             ev = (struct event){X86_DF, EV_HW_EXCEPTION, true, 0, ev.rip};
         else
@@ -318,6 +365,11 @@ void cpu_raise(struct cpu *c, const struct x86_fault *f)
 void cpu_triple_fault(struct cpu *c, const char *why)
 {
     char msg[200];
+    if (c->vmx.non_root) { /* SDM Vol. 3C §26.2: a triple fault in a guest is a VM exit */
+        struct vmx_exit ex = {.reason = EXIT_REASON_TRIPLE_FAULT};
+        cpu_vmexit(c, &ex);
+        return;
+    }
     snprintf(msg, sizeof msg, "triple fault (%s)", why);
     cpu_request_stop(c, VMXSIM_STOP_TRIPLE_FAULT, 0, msg);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu/operand.h"
+#include "cpu/vmx_glue.h"
 
 #define FAULT(v, e) ((struct x86_fault){.vector = (v), .has_error = true, .error_code = (e)})
 #define UD ((struct x86_fault){.vector = X86_UD})
@@ -19,6 +20,19 @@ unsigned cpu_raw_sensitive(const uint8_t *code, size_t len)
     if (len >= 3 && code[0] == 0x0F && code[1] == 0x01 && code[2] == 0xEF)
         return 3;
     return 0;
+}
+
+bool cpu_is_vmx_insn(const cs_insn *insn)
+{
+    switch (insn->id) {
+    case X86_INS_VMXON: case X86_INS_VMXOFF: case X86_INS_VMCLEAR: case X86_INS_VMPTRLD:
+    case X86_INS_VMPTRST: case X86_INS_VMREAD: case X86_INS_VMWRITE: case X86_INS_VMLAUNCH:
+    case X86_INS_VMRESUME: case X86_INS_INVEPT: case X86_INS_INVVPID: case X86_INS_VMCALL:
+    case X86_INS_VMFUNC:
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool cpu_is_sensitive(const cs_insn *insn)
@@ -46,6 +60,18 @@ bool cpu_is_sensitive(const cs_insn *insn)
     case X86_INS_XSETBV:
     case X86_INS_MONITOR:
     case X86_INS_MWAIT:
+    case X86_INS_PAUSE:
+    case X86_INS_RDPMC:
+    case X86_INS_RDRAND:
+    case X86_INS_RDSEED:
+    case X86_INS_LGDT:
+    case X86_INS_LIDT:
+    case X86_INS_SGDT:
+    case X86_INS_SIDT:
+    case X86_INS_LLDT:
+    case X86_INS_LTR:
+    case X86_INS_SLDT:
+    case X86_INS_STR:
         return true;
     case X86_INS_MOV: {
         const cs_x86 *x = &insn->detail->x86;
@@ -128,6 +154,10 @@ static bool do_rdtsc(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     }
     (void)cpu_rdmsr(c, MSR_IA32_TSC, &tsc);
     set_edx_eax(c, tsc);
+    if (insn->id == X86_INS_RDTSCP && c->vmx.non_root && !vmx_rdtscp_enabled(&c->vmx, cpu_vmx_ops(c))) {
+        *f = UD;
+        return false;
+    }
     if (insn->id == X86_INS_RDTSCP)
         cpu_set_reg(c, UC_X86_REG_RCX, (uint32_t)msr_get_raw(&c->msrs, MSR_ID_TSC_AUX));
     return true;
@@ -303,10 +333,16 @@ static bool do_mov_cr(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
         return false;
     }
     if (!to_cr) {
-        op_write_gpr(c, dst, cpu_read_cr(c, cr));
+        uint64_t v = cpu_read_cr(c, cr);
+        if (c->vmx.non_root && (cr == 0 || cr == 4))
+            v = vmx_guest_cr_read(&c->vmx, cpu_vmx_ops(c), cr, v);
+        op_write_gpr(c, dst, v);
         return true;
     }
-    return cpu_write_cr(c, cr, op_read_gpr(c, src), f);
+    uint64_t v = op_read_gpr(c, src);
+    if (c->vmx.non_root && (cr == 0 || cr == 4))
+        v = vmx_guest_cr_write(&c->vmx, cpu_vmx_ops(c), cr, cpu_read_cr(c, cr), v);
+    return cpu_write_cr(c, cr, v, f);
 }
 
 /* MOV to/from DRn: executed natively after the CPL check (no VM exit yet). */
@@ -327,7 +363,10 @@ static bool do_clts(struct cpu *c, struct x86_fault *f)
         *f = FAULT(X86_GP, 0);
         return false;
     }
-    return cpu_write_cr(c, 0, c->cr0 & ~X86_CR0_TS, f);
+    uint64_t v = c->cr0 & ~X86_CR0_TS;
+    if (c->vmx.non_root)
+        v = vmx_guest_cr_write(&c->vmx, cpu_vmx_ops(c), 0, c->cr0, v);
+    return cpu_write_cr(c, 0, v, f);
 }
 
 /* LMSW — SDM Vol. 2A: loads CR0[3:0]; cannot clear PE. */
@@ -346,6 +385,8 @@ static bool do_lmsw(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
         v = (uint16_t)op_read_gpr(c, op->reg);
     }
     uint64_t cr0 = (c->cr0 & ~0xEull) | (v & 0xEu) | (c->cr0 & X86_CR0_PE) | (v & 1u);
+    if (c->vmx.non_root)
+        cr0 = vmx_guest_cr_write(&c->vmx, cpu_vmx_ops(c), 0, c->cr0, cr0);
     return cpu_write_cr(c, 0, cr0, f);
 }
 
@@ -430,6 +471,137 @@ static bool dispatch(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     }
 }
 
+/* --- VMX non-root operation: does the instruction exit? (SDM §26.1) ---- */
+
+static bool privileged(unsigned id)
+{
+    switch (id) {
+    case X86_INS_RDMSR: case X86_INS_WRMSR: case X86_INS_HLT: case X86_INS_CLTS:
+    case X86_INS_LMSW: case X86_INS_INVLPG: case X86_INS_WBINVD: case X86_INS_INVD:
+    case X86_INS_MOV: case X86_INS_LGDT: case X86_INS_LIDT: case X86_INS_LLDT: case X86_INS_LTR:
+    case X86_INS_XSETBV:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void mov_cr_event(struct cpu *c, const cs_insn *insn, struct vmx_event *ev)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    x86_reg dst = x->operands[0].reg, src = x->operands[1].reg;
+    bool dr = (dst >= X86_REG_DR0 && dst <= X86_REG_DR15) || (src >= X86_REG_DR0 && src <= X86_REG_DR15);
+    if (dr) {
+        ev->kind = VMX_EV_MOV_DR;
+        ev->dr_read = src >= X86_REG_DR0 && src <= X86_REG_DR15;
+        ev->dr = (int)((ev->dr_read ? src : dst) - X86_REG_DR0);
+        ev->gpr = op_sdm_gpr(ev->dr_read ? dst : src);
+        return;
+    }
+    bool to = dst >= X86_REG_CR0 && dst <= X86_REG_CR15;
+    ev->kind = to ? VMX_EV_MOV_TO_CR : VMX_EV_MOV_FROM_CR;
+    ev->cr = (int)((to ? dst : src) - X86_REG_CR0);
+    ev->gpr = op_sdm_gpr(to ? src : dst);
+    if (to)
+        ev->value = op_read_gpr(c, src);
+}
+
+static void io_event(struct cpu *c, const cs_insn *insn, struct vmx_event *ev)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    ev->kind = VMX_EV_IO;
+    ev->size = io_size(insn);
+    ev->port = io_port(c, insn);
+    ev->in = insn->id == X86_INS_IN || insn->id == X86_INS_INSB || insn->id == X86_INS_INSW ||
+             insn->id == X86_INS_INSD;
+    ev->string = insn->id != X86_INS_IN && insn->id != X86_INS_OUT;
+    ev->rep = ev->string && x->prefix[0] == X86_PREFIX_REP;
+    for (int i = 0; i < x->op_count; i++)
+        ev->imm |= x->operands[i].type == X86_OP_IMM;
+}
+
+/* The event for a sensitive instruction; false when it never exits. */
+static bool insn_event(struct cpu *c, const cs_insn *insn, struct vmx_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    switch (insn->id) {
+    case X86_INS_CPUID: ev->kind = VMX_EV_CPUID; return true;
+    case X86_INS_INVD: ev->kind = VMX_EV_INVD; return true;
+    case X86_INS_XSETBV: ev->kind = VMX_EV_XSETBV; return true;
+    case X86_INS_HLT: ev->kind = VMX_EV_HLT; return true;
+    case X86_INS_RDPMC: ev->kind = VMX_EV_RDPMC; return true;
+    case X86_INS_RDTSC: ev->kind = VMX_EV_RDTSC; return true;
+    case X86_INS_RDTSCP: ev->kind = VMX_EV_RDTSCP; return true;
+    case X86_INS_MWAIT: ev->kind = VMX_EV_MWAIT; return true;
+    case X86_INS_MONITOR: ev->kind = VMX_EV_MONITOR; return true;
+    case X86_INS_PAUSE: ev->kind = VMX_EV_PAUSE; return true;
+    case X86_INS_WBINVD: ev->kind = VMX_EV_WBINVD; return true;
+    case X86_INS_RDRAND: ev->kind = VMX_EV_RDRAND; return true;
+    case X86_INS_RDSEED: ev->kind = VMX_EV_RDSEED; return true;
+    case X86_INS_CLTS: ev->kind = VMX_EV_CLTS; return true;
+    case X86_INS_RDMSR:
+    case X86_INS_WRMSR:
+        ev->kind = insn->id == X86_INS_RDMSR ? VMX_EV_RDMSR : VMX_EV_WRMSR;
+        ev->msr = (uint32_t)cpu_reg(c, UC_X86_REG_RCX);
+        return true;
+    case X86_INS_INVLPG:
+        ev->kind = VMX_EV_INVLPG;
+        ev->value = op_mem_la(c, insn, op_first_mem(insn));
+        return true;
+    case X86_INS_LMSW: {
+        const cs_x86_op *op = &insn->detail->x86.operands[0];
+        struct x86_fault f;
+        uint16_t v = 0;
+        ev->kind = VMX_EV_LMSW;
+        ev->mem_operand = op->type == X86_OP_MEM;
+        if (ev->mem_operand && !cpu_lin_read(c, op_mem_la(c, insn, op), &v, 2, 0, &f))
+            v = 0; /* the emulation path raises the fault if there is no exit */
+        else
+            v = (uint16_t)op_read_gpr(c, op->reg);
+        ev->value = v;
+        return true;
+    }
+    case X86_INS_LGDT: case X86_INS_LIDT: case X86_INS_SGDT: case X86_INS_SIDT:
+        ev->kind = VMX_EV_DESC_GDTR_IDTR;
+        return true;
+    case X86_INS_LLDT: case X86_INS_LTR: case X86_INS_SLDT: case X86_INS_STR:
+        ev->kind = VMX_EV_DESC_LDTR_TR;
+        return true;
+    case X86_INS_MOV: mov_cr_event(c, insn, ev); return true;
+    case X86_INS_IN: case X86_INS_OUT: case X86_INS_INSB: case X86_INS_INSW: case X86_INS_INSD:
+    case X86_INS_OUTSB: case X86_INS_OUTSW: case X86_INS_OUTSD:
+        io_event(c, insn, ev);
+        return true;
+    default: return false;
+    }
+}
+
+/*
+ * Faults that take priority over VM exits (SDM §26.1.1): privilege-level
+ * faults, #UD, and I/O-permission #GP. The normal emulation raises them.
+ */
+static bool fault_has_priority(struct cpu *c, const cs_insn *insn)
+{
+    unsigned cpl = cpu_cpl(c);
+    if (privileged(insn->id) && cpl > 0)
+        return true;
+    if ((insn->id == X86_INS_RDTSC || insn->id == X86_INS_RDTSCP) && (c->cr4 & X86_CR4_TSD) && cpl > 0)
+        return true;
+    if (insn->id == X86_INS_IN || insn->id == X86_INS_OUT || insn->id == X86_INS_INSB ||
+        insn->id == X86_INS_INSW || insn->id == X86_INS_INSD || insn->id == X86_INS_OUTSB ||
+        insn->id == X86_INS_OUTSW || insn->id == X86_INS_OUTSD)
+        return !io_allowed(c, io_port(c, insn), io_size(insn));
+    return false;
+}
+
+static bool nonroot_exit(struct cpu *c, const cs_insn *insn)
+{
+    struct vmx_event ev;
+    if (fault_has_priority(c, insn) || !insn_event(c, insn, &ev))
+        return false;
+    return cpu_vmx_intercept(c, &ev, insn);
+}
+
 /* RIP is at a hooked instruction: emulate it (or let it run natively once). */
 void cpu_emulate_sensitive(struct cpu *c)
 {
@@ -457,6 +629,10 @@ void cpu_emulate_sensitive(struct cpu *c)
             cs_free(insn, 1);
         return;
     }
+    if (c->vmx.non_root && nonroot_exit(c, insn)) {
+        cs_free(insn, 1);
+        return;
+    }
     if (!dispatch(c, insn, &f))
         cpu_raise(c, &f);
     else if (c->native_once != rip + 1)
@@ -470,6 +646,18 @@ void cpu_emulate_sensitive(struct cpu *c)
  */
 void cpu_emulate_invalid(struct cpu *c)
 {
-    struct x86_fault ud = UD;
+    struct x86_fault ud = UD, f = {0};
+    cs_insn *insn = NULL;
+    if (!cpu_fetch_insn(c, cpu_reg(c, UC_X86_REG_RIP), &insn, &f)) {
+        cpu_raise(c, &f);
+        return;
+    }
+    if (insn && insn->detail && cpu_is_vmx_insn(insn)) {
+        cpu_vmx_instruction(c, insn);
+        cs_free(insn, 1);
+        return;
+    }
+    if (insn)
+        cs_free(insn, 1);
     cpu_raise(c, &ud);
 }

@@ -141,3 +141,21 @@ const cs_x86_op *op_first_mem(const cs_insn *insn)
             return &x->operands[i];
     return NULL;
 }
+
+int op_sdm_gpr(x86_reg r)
+{
+    static const int ucregs[16] = {
+        UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RBX,
+        UC_X86_REG_RSP, UC_X86_REG_RBP, UC_X86_REG_RSI, UC_X86_REG_RDI,
+        UC_X86_REG_R8,  UC_X86_REG_R9,  UC_X86_REG_R10, UC_X86_REG_R11,
+        UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15,
+    };
+    int uc;
+    unsigned w;
+    if (r == X86_REG_INVALID || !op_gpr(r, &uc, &w))
+        return -1;
+    for (int i = 0; i < 16; i++)
+        if (ucregs[i] == uc)
+            return i;
+    return -1;
+}

@@ -596,16 +596,20 @@ static void describe_cpuid_pos(const struct feature_info *fi, char *buf, size_t 
     if (fi->leaf == CPUID_LEAF_NONE)
         snprintf(buf, len, "(no CPUID bit)");
     else if (fi->leaf == 0x7 || fi->leaf == 0xD)
-        snprintf(buf, len, "CPUID.(%XH,%u):%s[%u]", fi->leaf, fi->subleaf, regs[fi->reg], fi->bit);
+        snprintf(buf, len, "CPUID.(%02XH,%u):%s[%u]", fi->leaf, fi->subleaf, regs[fi->reg],
+                 fi->bit);
     else
-        snprintf(buf, len, "CPUID.%XH:%s[%u]", fi->leaf, regs[fi->reg], fi->bit);
+        snprintf(buf, len, "CPUID.%02XH:%s[%u]", fi->leaf, regs[fi->reg], fi->bit);
 }
 
 void model_describe(const struct cpu_model *m, FILE *out)
 {
     char pos[40];
+    size_t p;
 
     fprintf(out, "profile     %s\n", m->name);
+    if (find_profile(m->name, &p))
+        fprintf(out, "            %s\n", model_profiles[p].desc);
     fprintf(out, "brand       %s\n", m->brand);
     fprintf(out, "signature   family %Xh model %Xh stepping %u (CPUID.01H:EAX = %08Xh)\n", m->family,
             m->model, m->stepping, cpuid_signature(m));

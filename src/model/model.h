@@ -77,7 +77,8 @@ void model_describe(const struct cpu_model *m, FILE *out);
  * naming the missing prerequisite, unless every prerequisite is on.
  * model_set() above is the raw bit, with no dependency handling.
  */
-bool model_toggle(struct cpu_model *m, enum cpu_feature f, bool on, char *err, size_t errlen);
+bool model_toggle(struct cpu_model *m, enum cpu_feature f, bool on, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* True when every dependency of every enabled feature holds; else a message. */
 bool model_check(const struct cpu_model *m, char *err, size_t errlen);
 /* The features f directly requires (feature_deps.def); returns how many (≤ max stored). */

@@ -173,9 +173,8 @@ enum msr_result msr_write(struct msr_file *f, uint32_t index, uint64_t val)
 {
     enum msr_id id;
 
-    if (msr_check_write(f, index, &val) != MSR_OK)
+    if (msr_check_write(f, index, &val) != MSR_OK || !msr_lookup(index, &id))
         return MSR_GP;
-    msr_lookup(index, &id);
     f->val[id] = val;
     return MSR_OK;
 }

@@ -131,7 +131,8 @@ enum msr_result msr_write(struct msr_file *f, uint32_t index, uint64_t val);
  * Every WRMSR check without the store: MSR_OK and *val = the value WRMSR
  * would store, or MSR_GP. For VM-entry checks and MSR-load areas (VMX unit).
  */
-enum msr_result msr_check_write(const struct msr_file *f, uint32_t index, uint64_t *val);
+enum msr_result msr_check_write(const struct msr_file *f, uint32_t index, uint64_t *val)
+    __attribute__((warn_unused_result));
 
 /* Direct access for the core and the VMX unit (no checks). */
 uint64_t msr_get_raw(const struct msr_file *f, enum msr_id id);

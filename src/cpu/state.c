@@ -1,0 +1,108 @@
+/*
+ * Whole-state snapshots for VM transitions: the core's architectural state
+ * (struct cpu, Unicorn's registers and segment caches, the MSR file) to and
+ * from struct x86_state. Used at stops only (DESIGN §2).
+ */
+#include <string.h>
+
+#include "cpu/cpu_priv.h"
+
+static const int gpr_ucreg[X86_GPR_COUNT] = {
+    UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, UC_X86_REG_RBX,
+    UC_X86_REG_RSP, UC_X86_REG_RBP, UC_X86_REG_RSI, UC_X86_REG_RDI,
+    UC_X86_REG_R8,  UC_X86_REG_R9,  UC_X86_REG_R10, UC_X86_REG_R11,
+    UC_X86_REG_R12, UC_X86_REG_R13, UC_X86_REG_R14, UC_X86_REG_R15,
+};
+
+int cpu_gpr_ucreg(unsigned n) { return n < X86_GPR_COUNT ? gpr_ucreg[n] : UC_X86_REG_INVALID; }
+
+void cpu_save_state(struct cpu *c, struct x86_state *st)
+{
+    void *ptrs[X86_GPR_COUNT];
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < X86_GPR_COUNT; i++)
+        ptrs[i] = &st->gpr[i];
+    uc_reg_read_batch(c->uc, (int *)gpr_ucreg, ptrs, X86_GPR_COUNT);
+    st->rip = cpu_reg(c, UC_X86_REG_RIP);
+    st->rflags = cpu_reg(c, UC_X86_REG_RFLAGS);
+    st->cr0 = c->cr0;
+    st->cr2 = c->cr2;
+    st->cr3 = c->cr3;
+    st->cr4 = c->cr4;
+    st->cr8 = c->cr8;
+    st->dr7 = cpu_reg(c, UC_X86_REG_DR7);
+    for (int s = 0; s < X86_SEG_COUNT; s++)
+        cpu_get_seg(c, (enum x86_seg)s, &st->seg[s]);
+    uc_x86_mmr t;
+    uc_reg_read(c->uc, UC_X86_REG_GDTR, &t);
+    st->gdtr = (struct x86_dtable){t.base, (uint16_t)t.limit};
+    uc_reg_read(c->uc, UC_X86_REG_IDTR, &t);
+    st->idtr = (struct x86_dtable){t.base, (uint16_t)t.limit};
+    st->efer = c->efer;
+    st->pat = msr_get_raw(&c->msrs, MSR_ID_IA32_CR_PAT);
+    st->debugctl = msr_get_raw(&c->msrs, MSR_ID_IA32_DEBUGCTLMSR);
+    st->pkrs = msr_get_raw(&c->msrs, MSR_ID_IA32_PKRS);
+    st->spec_ctrl = msr_get_raw(&c->msrs, MSR_ID_IA32_SPEC_CTRL);
+    (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_CS, &st->sysenter_cs);
+    (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_ESP, &st->sysenter_esp);
+    (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_EIP, &st->sysenter_eip);
+    memcpy(st->pdpte, c->pdpte, sizeof st->pdpte);
+    st->activity = c->activity;
+    st->interruptibility = c->interruptibility;
+    st->pending_dbg = c->pending_dbg;
+}
+
+static void set_msr_raw_by_index(struct cpu *c, uint32_t idx, uint64_t v)
+{
+    enum msr_id id;
+    if (msr_lookup(idx, &id))
+        msr_set_raw(&c->msrs, id, v);
+}
+
+/* Load a whole state (VM entry/exit result). Translation state changes: flush. */
+void cpu_load_state(struct cpu *c, const struct x86_state *st)
+{
+    const void *ptrs[X86_GPR_COUNT];
+    for (int i = 0; i < X86_GPR_COUNT; i++)
+        ptrs[i] = &st->gpr[i];
+    /* Control registers through RESET-like steps so QEMU sees every mode change. */
+    c->cr0 = X86_CR0_ET | (st->cr0 & X86_CR0_PE);
+    c->efer = st->efer & ~X86_EFER_LMA;
+    c->cr4 = st->cr4;
+    c->cr3 = st->cr3;
+    cpu_sync_cr_to_engine(c);
+    c->cr0 = st->cr0;
+    c->efer = st->efer;
+    cpu_sync_cr_to_engine(c);
+    c->cr2 = st->cr2;
+    c->cr8 = st->cr8;
+    memcpy(c->pdpte, st->pdpte, sizeof c->pdpte);
+    uc_reg_write_batch(c->uc, (int *)gpr_ucreg, (void *const *)ptrs, X86_GPR_COUNT);
+    cpu_set_reg(c, UC_X86_REG_DR7, st->dr7);
+    cpu_set_reg(c, UC_X86_REG_RFLAGS, st->rflags);
+    uc_x86_mmr g = {.base = st->gdtr.base, .limit = st->gdtr.limit};
+    uc_x86_mmr i = {.base = st->idtr.base, .limit = st->idtr.limit};
+    uc_reg_write(c->uc, UC_X86_REG_GDTR, &g);
+    uc_reg_write(c->uc, UC_X86_REG_IDTR, &i);
+    cpu_set_segs(c, st->seg, 0xFFu);
+    msr_set_raw(&c->msrs, MSR_ID_IA32_CR_PAT, st->pat);
+    msr_set_raw(&c->msrs, MSR_ID_IA32_DEBUGCTLMSR, st->debugctl);
+    msr_set_raw(&c->msrs, MSR_ID_IA32_PKRS, st->pkrs);
+    msr_set_raw(&c->msrs, MSR_ID_IA32_SPEC_CTRL, st->spec_ctrl);
+    msr_set_raw(&c->msrs, MSR_ID_EFER, st->efer);
+    set_msr_raw_by_index(c, MSR_IA32_SYSENTER_CS, st->sysenter_cs);
+    set_msr_raw_by_index(c, MSR_IA32_SYSENTER_ESP, st->sysenter_esp);
+    set_msr_raw_by_index(c, MSR_IA32_SYSENTER_EIP, st->sysenter_eip);
+    uc_x86_msr m = {.rid = MSR_IA32_SYSENTER_CS, .value = st->sysenter_cs};
+    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+    m = (uc_x86_msr){.rid = MSR_IA32_SYSENTER_ESP, .value = st->sysenter_esp};
+    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+    m = (uc_x86_msr){.rid = MSR_IA32_SYSENTER_EIP, .value = st->sysenter_eip};
+    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+    c->activity = st->activity;
+    c->interruptibility = st->interruptibility;
+    c->pending_dbg = st->pending_dbg;
+    cpu_set_reg(c, UC_X86_REG_RIP, st->rip);
+    cpu_flush_tlb(c);
+    cpu_blocks_invalidate(c);
+}

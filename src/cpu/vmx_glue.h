@@ -1,0 +1,15 @@
+/* Private to src/cpu: the core's side of VMX (vmx_glue.c). */
+#ifndef VMXSIM_CPU_VMX_GLUE_H
+#define VMXSIM_CPU_VMX_GLUE_H
+
+#include "cpu/cpu_priv.h"
+
+const struct vmx_ops *cpu_vmx_ops(struct cpu *c);
+void cpu_vmx_instruction(struct cpu *c, const cs_insn *insn);
+/* Non-root: VM exit if the VMX unit says ev exits (insn gives length/info). */
+bool cpu_vmx_intercept(struct cpu *c, const struct vmx_event *ev, const cs_insn *insn);
+void cpu_vmexit(struct cpu *c, struct vmx_exit *ex);
+void cpu_vmexit_insn(struct cpu *c, struct vmx_exit *ex, const cs_insn *insn);
+bool cpu_vmx_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);
+bool cpu_vmx_cr_allowed(const struct cpu *c, int cr, uint64_t val);
+#endif
