@@ -173,4 +173,11 @@ guest_start:
     jmp 2b
     .size guest_start, . - guest_start
 
+/* ---- The boot stack (in .bss: cleared before use, never touched before) */
+    .section .bss
+    .align 16
+boot_stack:
+    .skip 16384
+boot_stack_top:
+
     .section .note.GNU-stack, "", @progbits

@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAGE_SIZE 4096ull
-#define SIZE_2M 0x200000ull
-#define SIZE_1G 0x40000000ull
+#define PAGE_SIZE UINT64_C(4096)
+#define SIZE_2M UINT64_C(0x200000)
+#define SIZE_1G UINT64_C(0x40000000)
 
 /*
  * Exit values written to the debug-exit port 0xF4 (vmxsim: exit status
@@ -112,6 +112,6 @@ extern const uint64_t exception_stubs[32];
 /* guest.c — runs in VMX non-root operation */
 void guest_main(uint64_t bench_n, uint64_t bench);
 #define GUEST_HYPERCALL_HELLO 1
-#define GUEST_HYPERCALL_ARG 0x1234abcdull
-#define GUEST_EPT_MAGIC 0x5ca1ab1e600dcafeull
+#define GUEST_HYPERCALL_ARG UINT64_C(0x1234abcd)
+#define GUEST_EPT_MAGIC UINT64_C(0x5ca1ab1e600dcafe)
 #endif

@@ -5,7 +5,8 @@
  * Vol. 3C/3D — and one C wrapper per VMX instruction.
  *
  * Self-contained on purpose: a hypervisor for real VT-x hardware, not a
- * client of vmxsim.
+ * client of vmxsim. Section and table numbers are those of the 2023-2024
+ * SDM editions (they shift between editions; the titles do not).
  */
 #ifndef MINIVISOR_VMX_H
 #define MINIVISOR_VMX_H
@@ -32,14 +33,14 @@
 #define MSR_IA32_VMX_TRUE_ENTRY_CTLS 0x00000490
 
 /* IA32_VMX_BASIC — Appendix A.1 */
-#define VMX_BASIC_REVISION_MASK 0x7fffffffull  /* bits 30:0 */
+#define VMX_BASIC_REVISION_MASK UINT64_C(0x7fffffff)  /* bits 30:0 */
 #define VMX_BASIC_VMCS_SIZE_SHIFT 32            /* bits 44:32 */
-#define VMX_BASIC_VMCS_SIZE_MASK 0x1fffull
-#define VMX_BASIC_32BIT_PHYS_ADDR_ONLY (1ull << 48)
+#define VMX_BASIC_VMCS_SIZE_MASK UINT64_C(0x1fff)
+#define VMX_BASIC_32BIT_PHYS_ADDR_ONLY (UINT64_C(1) << 48)
 #define VMX_BASIC_MEM_TYPE_SHIFT 50             /* bits 53:50 */
-#define VMX_BASIC_MEM_TYPE_MASK 0xfull
-#define VMX_BASIC_MEM_TYPE_WB 6ull
-#define VMX_BASIC_TRUE_CTLS (1ull << 55)
+#define VMX_BASIC_MEM_TYPE_MASK UINT64_C(0xf)
+#define VMX_BASIC_MEM_TYPE_WB UINT64_C(6)
+#define VMX_BASIC_TRUE_CTLS (UINT64_C(1) << 55)
 
 /*
  * IA32_VMX_EPT_VPID_CAP — Appendix A.10. Linux reads it as two dwords:
@@ -246,6 +247,7 @@ enum vmcs_field {
 #define EPT_VIOLATION_ACC_READ (1u << 0)
 #define EPT_VIOLATION_ACC_WRITE (1u << 1)
 #define EPT_VIOLATION_ACC_INSTR (1u << 2)
+#define EPT_VIOLATION_RWX_MASK (7u << 3) /* 5:3: R/W/X allowed by the translation (0: not present) */
 #define EPT_VIOLATION_GVA_IS_VALID (1u << 7)
 #define EPT_VIOLATION_GVA_TRANSLATED (1u << 8)
 
@@ -265,16 +267,16 @@ enum vmcs_field {
 #define VMX_AR_UNUSABLE_MASK (1u << 16)
 
 /* ---- EPT — SDM Vol. 3C §29.3.2, §25.6.11 ------------------------------- */
-#define VMX_EPTP_MT_UC 0ull
-#define VMX_EPTP_MT_WB 6ull
-#define VMX_EPTP_PWL_4 0x18ull          /* bits 5:3 = walk length - 1 = 3 */
-#define VMX_EPT_READABLE_MASK 0x1ull
-#define VMX_EPT_WRITABLE_MASK 0x2ull
-#define VMX_EPT_EXECUTABLE_MASK 0x4ull
-#define VMX_EPT_RWX_MASK 0x7ull
+#define VMX_EPTP_MT_UC UINT64_C(0)
+#define VMX_EPTP_MT_WB UINT64_C(6)
+#define VMX_EPTP_PWL_4 UINT64_C(0x18)          /* bits 5:3 = walk length - 1 = 3 */
+#define VMX_EPT_READABLE_MASK UINT64_C(0x1)
+#define VMX_EPT_WRITABLE_MASK UINT64_C(0x2)
+#define VMX_EPT_EXECUTABLE_MASK UINT64_C(0x4)
+#define VMX_EPT_RWX_MASK UINT64_C(0x7)
 #define VMX_EPT_MT_EPTE_SHIFT 3         /* leaf entries: memory type in bits 5:3 */
-#define EPT_PAGE_SIZE_BIT (1ull << 7)   /* PDE/PDPTE: maps a page (not a table) */
-#define X86_MEMTYPE_WB 6ull
+#define EPT_PAGE_SIZE_BIT (UINT64_C(1) << 7)   /* PDE/PDPTE: maps a page (not a table) */
+#define X86_MEMTYPE_WB UINT64_C(6)
 
 #define VMX_EPT_EXTENT_CONTEXT 1
 #define VMX_EPT_EXTENT_GLOBAL 2

@@ -11,34 +11,36 @@
 #include <stdint.h>
 
 /* CR0 — SDM Vol. 3A §2.5 */
-#define X86_CR0_PE (1ull << 0)
-#define X86_CR0_MP (1ull << 1)
-#define X86_CR0_ET (1ull << 4)
-#define X86_CR0_NE (1ull << 5)
-#define X86_CR0_WP (1ull << 16)
-#define X86_CR0_PG (1ull << 31)
+#define X86_CR0_PE (UINT64_C(1) << 0)
+#define X86_CR0_MP (UINT64_C(1) << 1)
+#define X86_CR0_ET (UINT64_C(1) << 4)
+#define X86_CR0_NE (UINT64_C(1) << 5)
+#define X86_CR0_WP (UINT64_C(1) << 16)
+#define X86_CR0_PG (UINT64_C(1) << 31)
 
 /* CR4 — SDM Vol. 3A §2.5 */
-#define X86_CR4_PAE (1ull << 5)
-#define X86_CR4_VMXE (1ull << 13)
+#define X86_CR4_PAE (UINT64_C(1) << 5)
+#define X86_CR4_VMXE (UINT64_C(1) << 13)
+#define X86_CR4_OSXSAVE (UINT64_C(1) << 18)
 
 /* IA32_EFER — SDM Vol. 3A §2.2.1 */
-#define EFER_LME (1ull << 8)
-#define EFER_LMA (1ull << 10)
+#define EFER_LME (UINT64_C(1) << 8)
+#define EFER_LMA (UINT64_C(1) << 10)
 
 /* RFLAGS: bit 1 is reserved and always 1 */
-#define X86_EFLAGS_FIXED (1ull << 1)
-#define X86_EFLAGS_CF (1ull << 0)
-#define X86_EFLAGS_ZF (1ull << 6)
+#define X86_EFLAGS_FIXED (UINT64_C(1) << 1)
+#define X86_EFLAGS_CF (UINT64_C(1) << 0)
+#define X86_EFLAGS_ZF (UINT64_C(1) << 6)
 
-/* CPUID.01H:ECX[5] — VMX (SDM Vol. 3C §24.6) */
+/* CPUID.01H:ECX[5] — VMX (SDM Vol. 3C §24.6); [27] OSXSAVE mirrors CR4.OSXSAVE */
 #define CPUID_1_ECX_VMX (1u << 5)
+#define CPUID_1_ECX_OSXSAVE (1u << 27)
 
 /* MSRs — SDM Vol. 4, Table 2-2 */
 #define MSR_IA32_FEAT_CTL 0x0000003a
-#define FEAT_CTL_LOCKED (1ull << 0)
-#define FEAT_CTL_VMX_ENABLED_INSIDE_SMX (1ull << 1)
-#define FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX (1ull << 2)
+#define FEAT_CTL_LOCKED (UINT64_C(1) << 0)
+#define FEAT_CTL_VMX_ENABLED_INSIDE_SMX (UINT64_C(1) << 1)
+#define FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX (UINT64_C(1) << 2)
 #define MSR_IA32_SYSENTER_CS 0x00000174
 #define MSR_IA32_SYSENTER_ESP 0x00000175
 #define MSR_IA32_SYSENTER_EIP 0x00000176
@@ -47,8 +49,8 @@
 #define MSR_FS_BASE 0xc0000100
 #define MSR_GS_BASE 0xc0000101
 
-/* The power-on value of IA32_PAT (SDM Vol. 3A §12.12.4): WB WT UC- UC, twice. */
-#define PAT_POWER_ON_VALUE 0x0007040600070406ull
+/* The power-on value of IA32_PAT (SDM Vol. 3A "IA32_PAT MSR"): WB WT UC- UC, twice. */
+#define PAT_POWER_ON_VALUE UINT64_C(0x0007040600070406)
 
 /* Exceptions that push an error code (SDM Vol. 3A Table 6-1). */
 #define X86_EXC_HAS_ERROR_CODE_MASK                                                         \

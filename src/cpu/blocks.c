@@ -184,9 +184,14 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
         if (c->cause == CAUSE_BLOCK_NEW)
             return;
     }
-    if (__builtin_expect(c->insns >= c->insn_limit, 0)) {
+    if (__builtin_expect(c->insns >= c->insn_limit || c->cycles >= c->next_event, 0)) {
         c->cur_block = NULL;
-        cpu_request_stop(c, VMXSIM_STOP_INSN_LIMIT, 0, "instruction limit reached");
+        if (c->insns >= c->insn_limit) {
+            cpu_request_stop(c, VMXSIM_STOP_INSN_LIMIT, 0, "instruction limit reached");
+        } else {
+            c->cause = CAUSE_EVENT;
+            uc_emu_stop(uc);
+        }
         return;
     }
     c->insns += b->ninsns;

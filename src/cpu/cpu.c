@@ -49,6 +49,25 @@ static void on_out(uc_engine *uc, uint32_t port, int size, uint32_t val, void *u
     c->io.out(c->io.ctx, (uint16_t)port, (unsigned)size, val);
 }
 
+/* xAPIC registers at the default APIC base (SDM Vol. 3A §11.4.1). */
+static uint64_t apic_mmio_read(uc_engine *uc, uint64_t off, unsigned size, void *ud)
+{
+    struct cpu *c = ud;
+    (void)uc;
+    (void)size;
+    return lapic_read(&c->apic, (uint32_t)off & 0xFF0, c->cycles);
+}
+
+static void apic_mmio_write(uc_engine *uc, uint64_t off, unsigned size, uint64_t val, void *ud)
+{
+    struct cpu *c = ud;
+    (void)uc;
+    (void)size;
+    lapic_write(&c->apic, (uint32_t)off & 0xFF0, (uint32_t)val, c->cycles);
+    cpu_events_schedule(c);
+    c->next_event = c->cycles + 1; /* EOI, ICR or a timer write: look at events after this block */
+}
+
 static vmxsim_err add_hooks(struct cpu *c)
 {
     uc_hook h;
@@ -61,6 +80,9 @@ static vmxsim_err add_hooks(struct cpu *c)
         e = uc_hook_add(c->uc, &h, UC_HOOK_INSN, (void *)on_in, c, 1, 0, UC_X86_INS_IN);
     if (!e)
         e = uc_hook_add(c->uc, &h, UC_HOOK_INSN, (void *)on_out, c, 1, 0, UC_X86_INS_OUT);
+    /* The xAPIC page needs a hole in RAM; with more RAM only x2APIC MSRs reach the APIC. */
+    if (!e && c->ram_size <= LAPIC_DEFAULT_BASE)
+        e = uc_mmio_map(c->uc, LAPIC_DEFAULT_BASE, 0x1000, apic_mmio_read, c, apic_mmio_write, c);
     return e ? VMXSIM_ERR_UNICORN : VMXSIM_OK;
 }
 
@@ -83,6 +105,8 @@ vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err,
     cpu_phys_mem(c);
     msr_reset(&c->msrs, &c->model);
     vmx_init(&c->vmx, &c->model);
+    lapic_reset(&c->apic);
+    c->next_event = UINT64_MAX;
     r = cpu_engine_open(c, err, errlen);
     if (r == VMXSIM_OK)
         r = cpu_blocks_init(c);
@@ -217,6 +241,12 @@ bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val)
     enum msr_id id;
     if (cpu_vmx_rdmsr(c, idx, val))
         return true;
+    if (idx >= 0x800 && idx <= 0x8FF)
+        return lapic_msr_read(&c->apic, idx, val, c->cycles);
+    if (idx == MSR_IA32_TSC_DEADLINE && msr_exists(&c->msrs, idx)) {
+        *val = c->apic.tsc_deadline;
+        return true;
+    }
     if (!msr_exists(&c->msrs, idx) || !msr_lookup(idx, &id))
         return false;
     if (m) {
@@ -243,8 +273,20 @@ bool cpu_wrmsr(struct cpu *c, uint32_t idx, uint64_t val)
         msr_set_raw(&c->msrs, id, c->efer);
         return true;
     }
+    if (idx >= 0x800 && idx <= 0x8FF) {
+        bool ok = lapic_msr_write(&c->apic, idx, val, c->cycles);
+        cpu_events_schedule(c);
+        c->next_event = c->cycles + 1; /* an IPI or EOI may make an interrupt deliverable */
+        return ok;
+    }
     if (msr_write(&c->msrs, idx, val) != MSR_OK)
         return false;
+    if (idx == MSR_IA32_APICBASE)
+        c->apic.x2apic = (val >> 10) & 1; /* EXTD: x2APIC mode (SDM Vol. 3A §11.12.1) */
+    else if (idx == MSR_IA32_TSC_DEADLINE) {
+        c->apic.tsc_deadline = val;
+        cpu_events_schedule(c);
+    }
     if (m)
         set_engine_msr(c, m, val);
     else if (idx == MSR_IA32_TSC)
@@ -380,6 +422,8 @@ static void step(struct cpu *c)
     case CAUSE_BLOCK_NEW:
         uc_ctl_remove_cache(c->uc, c->new_block_addr, c->new_block_addr + c->new_block_size);
         break;
+    case CAUSE_EVENT:
+        break;
     default:
         if (e != UC_ERR_OK)
             handle_unicorn_error(c, e);
@@ -388,6 +432,8 @@ static void step(struct cpu *c)
         return;
     }
     c->idle_stops = 0;
+    if (c->stop == VMXSIM_STOP_NONE)
+        (void)cpu_events_check(c);
 }
 
 vmxsim_err cpu_run(struct cpu *c, struct vmxsim_result *res)

@@ -10,6 +10,7 @@
 #include "cpu/cpu.h"
 #include "msr/msr.h"
 #include "paging/paging.h"
+#include "platform/lapic.h"
 #include "vmx/vmx.h"
 
 #define CPU_WARN_UNUSED __attribute__((warn_unused_result))
@@ -42,6 +43,7 @@ enum cpu_stop_cause {
     CAUSE_FILL_FAULT, /* our TLB-fill hook refused a translation */
     CAUSE_BLOCK_NEW,  /* block hook hooked new sensitive instructions: restart */
     CAUSE_MACHINE,    /* a device or the instruction limit asked to stop */
+    CAUSE_EVENT,      /* simulated time reached next_event */
 };
 
 /* A decoded basic block (keyed by linear address and size). */
@@ -80,6 +82,13 @@ struct cpu {
     uint32_t activity;          /* enum vmx_activity (HLT, shutdown, ...) */
     uint32_t interruptibility;  /* GUEST_INTR_STATE_* blocking */
     uint64_t pending_dbg;
+
+    /* The local APIC (part of the processor) and pending-event bookkeeping. */
+    struct lapic apic;
+    uint64_t next_event;        /* cycle at which the block hook stops for events */
+    bool events_poll;           /* an event waits for IF=1 / a window: check every block */
+    bool rip_written;           /* the emulation already moved RIP */
+    const cs_insn *cur_insn;    /* instruction being emulated */
 
     /* VMX operation (the VMX unit's state) and its statistics. */
     struct vmx vmx;
@@ -133,6 +142,9 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
 int cpu_native_error_code(struct cpu *c, bool *is_int);
 void cpu_clear_old_exception(struct cpu *c);
 void cpu_flush_tlb(struct cpu *c);
+bool cpu_movss_blocking(struct cpu *c);
+bool cpu_inhibited(struct cpu *c); /* STI or MOV SS blocking in effect */
+void cpu_clear_inhibit(struct cpu *c);
 unsigned cpu_cpl(struct cpu *c);
 bool cpu_long_mode(const struct cpu *c);
 unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */
@@ -171,6 +183,11 @@ bool cpu_is_sensitive(const cs_insn *insn);
 bool cpu_is_vmx_insn(const cs_insn *insn);
 /* Sensitive encodings Capstone 4 does not know (WRPKRU): their length, or 0. */
 unsigned cpu_raw_sensitive(const uint8_t *code, size_t len);
+
+/* events.c — interrupts, NMI, INIT, timers, windows. */
+bool cpu_events_check(struct cpu *c);
+bool cpu_events_wait(struct cpu *c);
+void cpu_events_schedule(struct cpu *c);
 
 /* cr.c — control registers and EFER. */
 bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f) CPU_WARN_UNUSED;

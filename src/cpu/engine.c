@@ -335,3 +335,45 @@ void cpu_engine_close(struct cpu *c)
     c->ctx = NULL;
     c->uc = NULL;
 }
+
+/*
+ * Blocking by MOV SS (SDM Vol. 3A §6.8.3): the instruction after MOV SS or
+ * POP SS runs with events inhibited. QEMU keeps one inhibit flag for STI and
+ * MOV SS; tell them apart by the bytes before RIP (STI is FB; MOV SS is
+ * 8E /2 with a register operand).
+ */
+#define HF_INHIBIT_IRQ_MASK (1u << 3)
+bool cpu_inhibited(struct cpu *c)
+{
+    uint32_t hf;
+    uc_context_save(c->uc, c->ctx);
+    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
+    return (hf & HF_INHIBIT_IRQ_MASK) != 0;
+}
+
+bool cpu_movss_blocking(struct cpu *c)
+{
+    uint8_t b[2];
+    struct x86_fault f;
+    if (!cpu_inhibited(c))
+        return false;
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    if (!cpu_lin_read(c, rip - 2, b, 2, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &f))
+        return false;
+    if (b[1] == 0xFB)
+        return false;
+    return (b[0] == 0x8E && (b[1] & 0xF8) == 0xD0) || b[1] == 0x17;
+}
+
+/* The STI/MOV SS shadow ends when an emulated instruction completes (HLT: SDM Vol. 3A §6.8.3). */
+void cpu_clear_inhibit(struct cpu *c)
+{
+    uint32_t hf;
+    uc_context_save(c->uc, c->ctx);
+    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
+    if (!(hf & HF_INHIBIT_IRQ_MASK))
+        return;
+    hf &= ~HF_INHIBIT_IRQ_MASK;
+    memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
+    uc_context_restore(c->uc, c->ctx);
+}

@@ -174,6 +174,12 @@ static bool do_hlt(struct cpu *c, struct x86_fault *f)
         return false;
     }
     bool intr = (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_IF) != 0;
+    advance(c, c->cur_insn);
+    c->rip_written = true;
+    cpu_clear_inhibit(c);
+    c->activity = GUEST_ACTIVITY_HLT;
+    if (cpu_events_wait(c))
+        return true;
     cpu_request_stop(c, VMXSIM_STOP_HALT, 0,
                      intr ? "HLT with no interrupt source pending"
                           : "HLT with interrupts disabled");
@@ -633,10 +639,13 @@ void cpu_emulate_sensitive(struct cpu *c)
         cs_free(insn, 1);
         return;
     }
+    c->cur_insn = insn;
+    c->rip_written = false;
     if (!dispatch(c, insn, &f))
         cpu_raise(c, &f);
-    else if (c->native_once != rip + 1)
+    else if (c->native_once != rip + 1 && !c->rip_written)
         advance(c, insn);
+    c->cur_insn = NULL;
     cs_free(insn, 1);
 }
 

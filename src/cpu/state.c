@@ -48,7 +48,10 @@ void cpu_save_state(struct cpu *c, struct x86_state *st)
     (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_EIP, &st->sysenter_eip);
     memcpy(st->pdpte, c->pdpte, sizeof st->pdpte);
     st->activity = c->activity;
-    st->interruptibility = c->interruptibility;
+    /* Blocking by STI / MOV SS lives in QEMU's inhibit flag (SDM Vol. 3C Table 25-3). */
+    st->interruptibility = c->interruptibility & ~(uint32_t)(GUEST_INTR_STATE_STI | GUEST_INTR_STATE_MOV_SS);
+    if (cpu_inhibited(c))
+        st->interruptibility |= cpu_movss_blocking(c) ? GUEST_INTR_STATE_MOV_SS : GUEST_INTR_STATE_STI;
     st->pending_dbg = c->pending_dbg;
 }
 

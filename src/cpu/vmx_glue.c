@@ -9,6 +9,7 @@
 
 #include "cpu/operand.h"
 #include "cpu/vmx_glue.h"
+#include "vmx/vmcs.h"
 
 /* --- services the VMX unit uses (struct vmx_ops) ---------------------- */
 
@@ -135,11 +136,36 @@ static void vmx_abort(struct cpu *c, uint32_t indicator)
     cpu_request_stop(c, VMXSIM_STOP_TRIPLE_FAULT, 0, msg);
 }
 
+/*
+ * VMX-preemption timer (SDM Vol. 3C §26.5.1): counts down at the TSC rate
+ * divided by 2^IA32_VMX_MISC[4:0] while the guest runs; "save VMX-preemption
+ * timer value" stores what is left on VM exit (§28.3.3).
+ */
+static void preemption_timer_entry(struct cpu *c)
+{
+    uint8_t *vmcs = vmx_current_vmcs(&c->vmx, cpu_vmx_ops(c));
+    unsigned rate = (unsigned)(c->vmx.caps.misc & VMX_MISC_PREEMPTION_TIMER_RATE_MASK);
+    c->vmx.preempt_deadline = 0;
+    if (VMCS_READ32(vmcs, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_VMX_PREEMPTION_TIMER)
+        c->vmx.preempt_deadline = c->cycles + ((uint64_t)VMCS_READ32(vmcs, VMX_PREEMPTION_TIMER_VALUE) << rate) + 1;
+}
+
+static void preemption_timer_exit(struct cpu *c)
+{
+    uint8_t *vmcs = vmx_current_vmcs(&c->vmx, cpu_vmx_ops(c));
+    unsigned rate = (unsigned)(c->vmx.caps.misc & VMX_MISC_PREEMPTION_TIMER_RATE_MASK);
+    if (!(VMCS_READ32(vmcs, VM_EXIT_CONTROLS) & VM_EXIT_SAVE_VMX_PREEMPTION_TIMER))
+        return;
+    uint64_t d = c->vmx.preempt_deadline, left = d > c->cycles ? (d - c->cycles) >> rate : 0;
+    VMCS_WRITE32(vmcs, VMX_PREEMPTION_TIMER_VALUE, (uint32_t)left);
+}
+
 /* Perform a VM exit: the guest state is the core's current state. */
 void cpu_vmexit(struct cpu *c, struct vmx_exit *ex)
 {
     struct x86_state st;
     uint32_t abort = 0;
+    preemption_timer_exit(c);
     cpu_save_state(c, &st);
     c->vmexits++;
     if (c->debug)
@@ -261,7 +287,7 @@ static void fill_vmx_cpu(struct cpu *c, struct vmx_cpu *v)
     v->cr4 = c->cr4;
     v->efer = c->efer;
     v->feature_control = msr_get_raw(&c->msrs, MSR_ID_IA32_FEAT_CTL);
-    v->movss_blocking = (c->interruptibility & GUEST_INTR_STATE_MOV_SS) != 0;
+    v->movss_blocking = cpu_movss_blocking(c);
 }
 
 /* Read the memory operands the instruction needs; false after delivering a fault. */
@@ -339,6 +365,8 @@ static void vmentry_done(struct cpu *c, const struct x86_state *st)
 {
     cpu_load_state(c, st);
     c->vmentries++;
+    preemption_timer_entry(c);
+    cpu_events_schedule(c);
     if (c->debug)
         fprintf(c->log, "[vmentry] guest rip %#llx\n", (unsigned long long)st->rip);
     if (c->vmx.inject_pending)

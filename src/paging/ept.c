@@ -298,10 +298,10 @@ static enum paging_status set_accessed_dirty(struct ept_walker *w, bool *retry,
 static enum paging_status walk_once(struct ept_walker *w, bool *retry, struct ept_result *res)
 {
     enum paging_status s = walk_tables(w, res);
-    uint8_t need = needed_perms(w->ept, w->acc);
 
     if (s != PAGING_OK)
         return s;
+    uint8_t need = needed_perms(w->ept, w->acc);
     if ((w->perms & need) != need)
         return ept_fault(w, false, 0, res);
     if ((w->acc & EPT_ACC_NO_AD) || !ept_ad_enabled(w->ept))

@@ -114,12 +114,12 @@ bool paging_load_pdptes(const struct paging_state *st, const struct paging_mem *
 
 /* EPT paging-structure entry bits — SDM Vol. 3C §29.3.2, Tables 29-1 to 29-7 */
 #define EPT_READ BIT64(0)              /* reads allowed */
-#define EPT_WRITE BIT64(1)             /* writes allowed (W without R is a misconfiguration) */
-#define EPT_EXEC BIT64(2)              /* fetches allowed; with MBEC: from supervisor-mode addresses */
+#define EPT_WRITE BIT64(1)             /* writes allowed (W without R: misconfiguration) */
+#define EPT_EXEC BIT64(2)              /* fetches allowed (MBEC: supervisor-mode addresses) */
 #define EPT_MEMTYPE GENMASK64(5, 3)    /* leaf: EPT memory type; non-leaf: reserved (bits 7:3) */
 #define EPT_MEMTYPE_SHIFT 3            /* lowest bit of EPT_MEMTYPE */
 #define EPT_IPAT BIT64(6)              /* leaf: ignore PAT memory type */
-#define EPT_LARGE BIT64(7)             /* PDE/PDPTE maps a 2-MByte/1-GByte page; reserved in PML4E/PML5E */
+#define EPT_LARGE BIT64(7)             /* PDE/PDPTE maps a 2M/1G page; reserved in PML4E/PML5E */
 #define EPT_ACCESSED BIT64(8)          /* accessed (EPTP bit 6 with IA32_VMX_EPT_VPID_CAP[21]) */
 #define EPT_DIRTY BIT64(9)             /* dirty, entries that map a page only (same condition) */
 #define EPT_USER_EXEC BIT64(10)        /* MBEC: fetches from user-mode addresses; else ignored */
@@ -142,16 +142,16 @@ bool paging_load_pdptes(const struct paging_state *st, const struct paging_mem *
 #define EPT_VIOLATION_PROT_EXEC BIT64(5)          /* AND of bit 2 (supervisor execute with MBEC) */
 #define EPT_VIOLATION_EXEC_FOR_RING3_LIN BIT64(6) /* MBEC: AND of bit 10; else 0 (undefined) */
 #define EPT_VIOLATION_GVA_IS_VALID BIT64(7)       /* guest-linear-address field valid */
-#define EPT_VIOLATION_GVA_TRANSLATED BIT64(8)     /* access to the translation of the linear address */
+#define EPT_VIOLATION_GVA_TRANSLATED BIT64(8)     /* access to the linear address's translation */
 #define EPT_VIOLATION_GVA_USER BIT64(9)           /* advanced info: user-mode linear address */
 #define EPT_VIOLATION_GVA_WRITABLE BIT64(10)      /* advanced info: linear address is read/write */
-#define EPT_VIOLATION_GVA_XD BIT64(11)            /* advanced info: linear address is execute-disable */
+#define EPT_VIOLATION_GVA_XD BIT64(11)            /* advanced info: linear address is XD */
 
 /* What an EPT translation is for (flags, or-ed; bits 2:0 become qualification bits 2:0). */
 #define EPT_ACC_READ (1u << 0)        /* data read */
 #define EPT_ACC_WRITE (1u << 1)       /* data write (READ | WRITE: read-modify-write) */
 #define EPT_ACC_FETCH (1u << 2)       /* instruction fetch */
-#define EPT_ACC_USER_LINEAR (1u << 3) /* MBEC: the linear address is user-mode (U/S = 1 at every level) */
+#define EPT_ACC_USER_LINEAR (1u << 3) /* MBEC: user-mode linear address (U/S = 1 at all levels) */
 #define EPT_ACC_NO_AD (1u << 4)       /* probe: do not set EPT accessed/dirty flags */
 
 /* EPT permissions AND-ed over the entries used (ept_result.perms). */
@@ -170,7 +170,7 @@ struct ept_state {
 
 /* Outcome of one EPT translation (ept_walk) or of the EPT part of a 2-D walk. */
 struct ept_result {
-    uint64_t gpa;           /* the guest-physical address translated (VMCS guest-physical address) */
+    uint64_t gpa;           /* the guest-physical address translated (VMCS field of that name) */
     uint64_t hpa;           /* host physical address of the accessed byte (when PAGING_OK) */
     uint64_t page_size;     /* 4 KiB, 2 MiB or 1 GiB */
     uint8_t perms;          /* EPT_PERM_*, AND over the entries used (0 once one is not present) */
@@ -180,7 +180,8 @@ struct ept_result {
     bool violation;         /* EPT violation (exit reason 48) */
     bool misconfig;         /* EPT misconfiguration (exit reason 49, no qualification) */
     uint64_t qualification; /* violation: bits 6:0 (ept_walk), 11:7 (paging_walk_nested) */
-    int level_failed;       /* 5..1: not-present or misconfigured entry; 0: walk completed */
+    int level_failed;       /* 5..1: not-present or misconfigured entry (5 also: 4-level EPT and
+                               GPA bits 51:48 not 0); 0: walk completed */
     uint64_t bad_pa;        /* PAGING_BAD_PHYS: host address that is not backed */
 };
 

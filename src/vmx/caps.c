@@ -169,7 +169,9 @@ void vmx_caps_init(struct vmx_caps *caps, const struct cpu_model *m)
     caps->procbased3 = ALLOWED1(m, proc3_caps);
     caps->misc = VMXSIM_PREEMPTION_TIMER_RATE | VMX_MISC_SAVE_EFER_LMA | VMX_MISC_ACTIVITY_HLT |
                  VMX_MISC_ACTIVITY_SHUTDOWN | ((uint64_t)VMXSIM_CR3_TARGETS << VMX_MISC_CR3_TARGETS_SHIFT) |
-                 VMX_MISC_VMWRITE_SHADOW_RO_FIELDS | VMX_MISC_ZERO_LEN_INS;
+                 VMX_MISC_ZERO_LEN_INS;
+    if (model_has(m, FEAT_VMX_VMWRITE_ANY))
+        caps->misc |= VMX_MISC_VMWRITE_SHADOW_RO_FIELDS;
     /* CR0.PE, NE, PG must be 1 in VMX operation; CR4.VMXE must be 1 (Appendix A.7, A.8). */
     caps->cr0_fixed0 = X86_CR0_PE | X86_CR0_NE | X86_CR0_PG;
     caps->cr0_fixed1 = 0xFFFFFFFFull;

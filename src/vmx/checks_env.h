@@ -19,7 +19,7 @@
 #include "vmx/vmx.h"
 
 /* A VMCS pointer that names no VMCS (also the "no link" link-pointer value). */
-#define VMX_ENTRY_ENV_NO_VMCS 0xFFFFFFFFFFFFFFFFull
+#define VMX_ENTRY_ENV_NO_VMCS VMX_NO_VMCS
 
 struct vmx_entry_env {
     bool host_in_ia32e;      /* IA32_EFER.LMA when VM entry executes (§27.2.4) */

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "vmx/checks_env.h"
 #include "vmx/vmx_priv.h"
 
 /* Load one guest segment register from the VMCS (§27.3.2.2). */
@@ -183,11 +184,14 @@ void vmx_vmentry(struct vmx *v, const struct vmx_cpu *cpu, bool launch, struct x
     }
     if (!basic_checks(v, cpu, launch, vmcs, ops, r))
         return;
-    if (!vmx_check_controls(&v->caps, vmcs, &mem, f))
+    /* The processor state the checks depend on (§27.2.4 host mode, §27.3.1.5 link pointer). */
+    struct vmx_entry_env env = {.host_in_ia32e = cpu->ia32e, .in_smm = false,
+                                .current_vmcs = v->current_vmcs, .executive_vmcs = VMX_NO_VMCS};
+    if (!vmx_check_controls_env(&v->caps, vmcs, &mem, &env, f))
         return vmx_fail(v, ops, r, VMXERR_ENTRY_INVALID_CONTROL_FIELD);
-    if (!vmx_check_host_state(&v->caps, vmcs, f))
+    if (!vmx_check_host_state_env(&v->caps, vmcs, &env, f))
         return vmx_fail(v, ops, r, VMXERR_ENTRY_INVALID_HOST_STATE_FIELD);
-    if (!vmx_check_guest_state(&v->caps, vmcs, &mem, f))
+    if (!vmx_check_guest_state_env(&v->caps, vmcs, &mem, &env, f))
         return entry_failure(v, vmcs, EXIT_REASON_INVALID_STATE, f->qualification, st, ops, r);
     struct x86_state host = *st;
     load_guest_state(vmcs, st);
