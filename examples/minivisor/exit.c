@@ -236,11 +236,12 @@ static void handle_ept_violation(uint64_t qual)
     bool gla_valid = qual & EPT_VIOLATION_GVA_IS_VALID;
     uint64_t gla = gla_valid ? vmcs_read(GUEST_LINEAR_ADDRESS) : 0;
 
-    printf("[minivisor] EPT violation: gpa 0x%lx, gla %s0x%lx, a %s%s%s access to a %s address\n",
-           gpa, gla_valid ? "" : "(invalid) ", gla,
-           (qual & EPT_VIOLATION_ACC_READ) ? "read " : "",
-           (qual & EPT_VIOLATION_ACC_WRITE) ? "write " : "",
-           (qual & EPT_VIOLATION_ACC_INSTR) ? "fetch " : "",
+    /* A read-modify-write sets both read and write: call it a write. */
+    const char *kind = (qual & EPT_VIOLATION_ACC_WRITE)   ? "write"
+                       : (qual & EPT_VIOLATION_ACC_INSTR) ? "fetch"
+                                                          : "read";
+    printf("[minivisor] EPT violation: gpa 0x%lx, gla %s0x%lx, a %s access to a %s address\n",
+           gpa, gla_valid ? "" : "(invalid) ", gla, kind,
            (qual & EPT_VIOLATION_RWX_MASK) ? "mapped" : "not-present");
     if (vm.hole_hpa || gpa < vm.hole_gpa || gpa >= vm.hole_gpa + SIZE_2M)
         fail(EXIT_UNEXPECTED, "EPT violation outside the hole (gpa 0x%lx, qualification 0x%lx)",

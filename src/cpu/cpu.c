@@ -358,6 +358,11 @@ out:
 static void handle_fill_fault(struct cpu *c)
 {
     struct x86_fault f = c->fill_fault;
+    if (c->fill_ept) {
+        cpu_ept_exit(c, &c->fill_eres, c->fill_eres_final,
+                     fault_address(c, c->fill_page, c->fill_access));
+        return;
+    }
     if (f.vector == 0xFF) {
         cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, "page walk touched unbacked physical memory");
         return;

@@ -94,6 +94,8 @@ struct cpu {
     struct vmx vmx;
     struct vmx_ops vmx_ops;
     uint64_t vmexits, vmentries;
+    bool ept_on;                /* non-root with "enable EPT": translate through ept */
+    struct ept_state ept;
 
     /* Run state set by hooks, consumed by the run loop. */
     enum cpu_stop_cause cause;
@@ -103,6 +105,9 @@ struct cpu {
     uint64_t new_block_addr;    /* CAUSE_BLOCK_NEW: drop this translated block */
     uint32_t new_block_size;
     struct x86_fault fill_fault; /* CAUSE_FILL_FAULT */
+    bool fill_ept;              /* the fill failed in EPT (fill_eres says how) */
+    struct ept_result fill_eres;
+    bool fill_eres_final;
     uint64_t fill_page;
     unsigned fill_access;
 
@@ -151,6 +156,9 @@ unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */
 
 /* mem.c — linear and physical memory for the core. */
 void cpu_paging_state(struct cpu *c, struct paging_state *st);
+/* One translation with full checks: guest paging, and EPT when it is on. */
+enum paging_status cpu_translate(struct cpu *c, uint64_t la, unsigned acc, struct paging_result *r,
+                                 struct ept_result *er, bool *er_final);
 const struct paging_mem *cpu_phys_mem(struct cpu *c);
 bool cpu_phys_read(struct cpu *c, uint64_t pa, void *buf, size_t len);
 bool cpu_phys_write(struct cpu *c, uint64_t pa, const void *buf, size_t len);
@@ -198,6 +206,7 @@ void cpu_sync_cr_to_engine(struct cpu *c);
 /* msrs on the core side (side effects of MSR_F_CORE). */
 bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);
 bool cpu_wrmsr(struct cpu *c, uint32_t idx, uint64_t val);
+void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64_t la);
 
 /* state.c — whole-state snapshots for VM transitions. */
 void cpu_save_state(struct cpu *c, struct x86_state *st);

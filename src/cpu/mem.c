@@ -85,18 +85,33 @@ void cpu_paging_state(struct cpu *c, struct paging_state *st)
         st->features |= PAGING_F_PSE36;
 }
 
+enum paging_status cpu_translate(struct cpu *c, uint64_t la, unsigned acc, struct paging_result *r,
+                                 struct ept_result *er, bool *er_final)
+{
+    struct paging_state st;
+    cpu_paging_state(c, &st);
+    if (c->ept_on)
+        return paging_walk_nested(&st, &c->ept, cpu_phys_mem(c), la, acc, r, er, er_final);
+    return paging_walk(&st, cpu_phys_mem(c), la, acc, r);
+}
+
 /* Translate one page-bounded piece; on failure fill *f (or report a bad walk). */
 static bool translate(struct cpu *c, uint64_t la, unsigned acc, uint64_t *pa, struct x86_fault *f)
 {
-    struct paging_state st;
     struct paging_result r;
-    cpu_paging_state(c, &st);
-    switch (paging_walk(&st, cpu_phys_mem(c), la, acc, &r)) {
+    struct ept_result er;
+    bool final = false;
+    switch (cpu_translate(c, la, acc, &r, &er, &final)) {
     case PAGING_OK:
         *pa = r.pa;
         return true;
     case PAGING_FAULT:
         *f = r.fault;
+        return false;
+    case PAGING_NESTED:
+        /* An EPT violation/misconfiguration of an emulated access: a VM exit. */
+        cpu_ept_exit(c, &er, final, la);
+        f->vector = 0xFF;
         return false;
     default:
         /* A paging structure outside RAM: the machine cannot continue. */
@@ -180,7 +195,6 @@ static bool implicit_table_page(struct cpu *c, uint64_t va)
 bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e, void *ud)
 {
     struct cpu *c = ud;
-    struct paging_state st;
     struct paging_result r;
     unsigned acc = type == UC_MEM_WRITE ? PAGING_ACC_WRITE
                    : type == UC_MEM_FETCH ? PAGING_ACC_FETCH
@@ -194,11 +208,11 @@ bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e,
     }
     if (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_AC)
         acc |= PAGING_ACC_AC;
-    cpu_paging_state(c, &st);
     if (c->debug)
         fprintf(c->log, "[fill] va %#llx type %d rip %#llx\n", (unsigned long long)va, type,
                 (unsigned long long)cpu_reg(c, UC_X86_REG_RIP));
-    switch (paging_walk(&st, cpu_phys_mem(c), va, acc, &r)) {
+    c->fill_ept = false;
+    switch (cpu_translate(c, va, acc, &r, &c->fill_eres, &c->fill_eres_final)) {
     case PAGING_OK:
         e->paddr = r.pa & ~0xFFFULL;
         e->perms = (uc_prot)(((r.allowed & PAGING_ALLOW_R) ? UC_PROT_READ : 0) |
@@ -208,6 +222,10 @@ bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e,
         return true;
     case PAGING_FAULT:
         c->fill_fault = r.fault;
+        break;
+    case PAGING_NESTED:
+        c->fill_ept = true;
+        c->fill_fault.vector = 0;
         break;
     default:
         c->fill_fault.vector = 0xFF;

@@ -171,6 +171,7 @@ void cpu_vmexit(struct cpu *c, struct vmx_exit *ex)
     if (c->debug)
         fprintf(c->log, "[vmexit] %s (%u) qual %#llx rip %#llx\n", vmx_exit_reason_name(ex->reason),
                 ex->reason & 0xFFFF, (unsigned long long)ex->qualification, (unsigned long long)st.rip);
+    c->ept_on = false;
     if (vmx_vmexit(&c->vmx, ex, &st, cpu_vmx_ops(c), &abort) != VMX_EXIT_OK) {
         vmx_abort(c, abort);
         return;
@@ -206,6 +207,38 @@ bool cpu_vmx_intercept(struct cpu *c, const struct vmx_event *ev, const cs_insn 
     else
         cpu_vmexit(c, &ex);
     return true;
+}
+
+/*
+ * EPT violation / misconfiguration (SDM Vol. 3C §28.2.1 Table 28-7): the
+ * walker filled qualification bits 11:0; the guest-linear address field is
+ * valid when bit 7 says so.
+ */
+void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64_t la)
+{
+    struct vmx_exit ex = {.guest_physical = er->gpa};
+    (void)final;
+    if (er->misconfig) {
+        ex.reason = EXIT_REASON_EPT_MISCONFIG;
+    } else {
+        ex.reason = EXIT_REASON_EPT_VIOLATION;
+        ex.qualification = er->qualification;
+        if (er->qualification & EPT_VIOLATION_GVA_IS_VALID)
+            ex.guest_linear = la;
+    }
+    cpu_vmexit(c, &ex);
+}
+
+/* EPT for the guest about to run (SDM Vol. 3C §25.6.11): cached at VM entry. */
+static void ept_entry(struct cpu *c)
+{
+    uint8_t *vmcs = vmx_current_vmcs(&c->vmx, cpu_vmx_ops(c));
+    uint32_t proc = VMCS_READ32(vmcs, CPU_BASED_VM_EXEC_CONTROL);
+    uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ? VMCS_READ32(vmcs, SECONDARY_VM_EXEC_CONTROL) : 0;
+    c->ept_on = (proc2 & SECONDARY_EXEC_ENABLE_EPT) != 0;
+    c->ept = (struct ept_state){.eptp = VMCS_READ64(vmcs, EPT_POINTER), .caps = c->vmx.caps.ept_vpid,
+                                .maxphyaddr = c->model.maxphyaddr,
+                                .mbec = (proc2 & SECONDARY_EXEC_MODE_BASED_EPT_EXEC) != 0};
 }
 
 /* --- event injection on VM entry (SDM §27.6) ---------------------------- */
@@ -363,6 +396,7 @@ static void apply_flushes(struct cpu *c, const struct vmx_result *r)
 
 static void vmentry_done(struct cpu *c, const struct x86_state *st)
 {
+    ept_entry(c);
     cpu_load_state(c, st);
     c->vmentries++;
     preemption_timer_entry(c);

@@ -7,6 +7,7 @@
  * (VMCLEAR/VMPTRLD/VMPTRST/VMXON, VMREAD/VMWRITE, INVEPT/INVVPID tables),
  * exit qualification = displacement (§28.2.1).
  *
+# ARGS: --cpu sapphire-rapids
 # EXPECT-OUT: PASS cpuid_exits
 # EXPECT-OUT: PASS guest_gprs_saved_and_restored
 # EXPECT-OUT: PASS hlt_exits

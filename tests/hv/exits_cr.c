@@ -8,6 +8,7 @@
  *   1 MOV from CR, 2 CLTS, 3 LMSW), 6 LMSW operand (0 register, 1 memory),
  *   11:8 GPR (MOV CR; 0 otherwise), 31:16 LMSW source data, rest 0.
  *
+# ARGS: --cpu sapphire-rapids
 # EXPECT-OUT: PASS cr0_owned_bit_differs_exits
 # EXPECT-OUT: PASS cr0_owned_bit_matches_shadow_no_exit
 # EXPECT-OUT: PASS cr0_unowned_bits_written

@@ -12,6 +12,7 @@
  *     #BP as a software exception; injected events never exit through the
  *     exception bitmap (§27.6.1.2).
  *
+# ARGS: --cpu sapphire-rapids
 # EXPECT-OUT: PASS ud_exits
 # EXPECT-OUT: PASS gp_exits_with_error_code
 # EXPECT-OUT: PASS gp_noncanonical_exits
@@ -34,6 +35,8 @@
 # EXPECT-OUT: PASS inject_soft_exception_bp
 # EXPECT-OUT: PASS inject_hw_exception_no_error_code
 # EXPECT-OUT: PASS entry_intr_info_valid_cleared_by_exit
+# EXPECT-OUT: PASS inject_nmi
+# EXPECT-OUT: PASS inject_nested_fault_idt_vectoring
 # EXPECT-EXIT: 1
  */
 #include "guest.h"
@@ -43,6 +46,7 @@
 #define DF_DIRECT "double_fault_exit_has_no_idt_vectoring_KNOWN_BUG"
 #define BP_RIP "bp_exit_rip_and_instruction_length_KNOWN_BUG"
 #define INJECT_NO_BITMAP "injected_exception_ignores_exception_bitmap_KNOWN_BUG"
+#define INJECT_NMI_NO_EXIT "injected_nmi_ignores_nmi_exiting_KNOWN_BUG"
 
 #define UNMAPPED_VA 0x8000000000ull  /* PML4 entry 1: not present */
 #define READONLY_VA 0x10000000000ull /* PML4 entry 2: one read-only 4-KiB page */
@@ -452,12 +456,52 @@ static void test_injection(void)
           vmcs_read(VM_ENTRY_INTR_INFO_FIELD));
     report_checks("entry_intr_info_valid_cleared_by_exit");
 
+    /* NMI (type 2, vector 2): delivered like an interrupt, RIP = GUEST_RIP. */
+    start_inject(INTR_INFO(NMI_VECTOR, INTR_TYPE_NMI, 0), 0, 0, 0, X86_RFLAGS_FIXED, 0);
+    if (vmx_finish(&ctx))
+        CHECK(exc_last.vector == NMI_VECTOR && exc_last.rip == entry && exc_last.count == 1,
+              " guest saw vector %d rip 0x%lx count %u", exc_last.vector, exc_last.rip, exc_last.count);
+    report_checks("inject_nmi");
+
+    /*
+     * A fault while delivering an injected event can exit (§27.6.1.2): with an
+     * empty guest IDT and #GP intercepted, injecting #UD exits with
+     * #GP(6*8 + 2 + EXT = 0x33) and the injected event as IDT-vectoring info.
+     */
+    exc_clear();
+    exc_return_ok = true;
+    vmx_ctx_init(&ctx, g_nothing, NULL, &(struct vmx_extras){.exc_bitmap = BIT(GP_VECTOR)});
+    vmcs_write(VM_ENTRY_INTR_INFO_FIELD, INTR_INFO(UD_VECTOR, INTR_TYPE_HW_EXC, 0));
+    vmcs_write(GUEST_IDTR_LIMIT, 0);
+    vmx_enter(&ctx);
+    exc_return_ok = false;
+    if (CHECK(ctx.exit_reason == EXIT_EXCEPTION_NMI, " %s", vmx_exit_str(&ctx))) {
+        CHECK(ctx.intr_info == INTR_INFO(GP_VECTOR, INTR_TYPE_HW_EXC, 1) && ctx.intr_error == 0x33,
+              " interruption info 0x%x error 0x%x", ctx.intr_info, ctx.intr_error);
+        CHECK(ctx.idt_vec_info == INTR_INFO(UD_VECTOR, INTR_TYPE_HW_EXC, 0), " IDT-vectoring info 0x%x",
+              ctx.idt_vec_info);
+        CHECK(ctx.guest_rip == entry, " GUEST_RIP 0x%lx", ctx.guest_rip);
+    }
+    report_checks("inject_nested_fault_idt_vectoring");
+
     /* SDM §27.6.1.2: an injected event never causes a VM exit directly, whatever the exception bitmap says. */
     start_inject(INTR_INFO(UD_VECTOR, INTR_TYPE_HW_EXC, 0), 0, 0, 0, X86_RFLAGS_FIXED, BIT(UD_VECTOR));
     if (vmx_finish(&ctx))
         CHECK(exc_last.vector == UD_VECTOR && exc_last.rip == entry, " guest saw vector %d rip 0x%lx",
               exc_last.vector, exc_last.rip);
     report_checks(INJECT_NO_BITMAP);
+
+    /* ... nor through "NMI exiting" (the SDM's own example in §27.6.1.2). */
+    exc_clear();
+    exc_return_ok = true;
+    vmx_ctx_init(&ctx, g_nothing, NULL, &(struct vmx_extras){.pin = PIN_NMI_EXITING});
+    vmcs_write(VM_ENTRY_INTR_INFO_FIELD, INTR_INFO(NMI_VECTOR, INTR_TYPE_NMI, 0));
+    vmx_enter(&ctx);
+    exc_return_ok = false;
+    if (vmx_finish(&ctx))
+        CHECK(exc_last.vector == NMI_VECTOR && exc_last.rip == entry, " guest saw vector %d rip 0x%lx",
+              exc_last.vector, exc_last.rip);
+    report_checks(INJECT_NMI_NO_EXIT);
 }
 
 void hv_test_main(void)

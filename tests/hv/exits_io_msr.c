@@ -14,6 +14,7 @@
  *     LLDT/LTR/SLDT/STR, information per Tables 28-10/28-11, qualification
  *     = displacement.
  *
+# ARGS: --cpu sapphire-rapids
 # EXPECT-OUT: PASS io_uncond_out_imm8
 # EXPECT-OUT: PASS io_uncond_in_dx_word
 # EXPECT-OUT: PASS io_uncond_out_dx_dword

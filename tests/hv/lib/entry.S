@@ -125,8 +125,13 @@ hv_try:
     mov hv_try_rsp(%rip), %rsp
     mov exc_last(%rip), %eax        /* exc_last.vector (offset 0) */
 .Ltry_out:
+    pop hv_try_rsp(%rip)            /* the outer hv_try's, or 0 */
     movq $0, exc_resume_rip(%rip)
-    pop hv_try_rsp(%rip)
+    cmpq $0, hv_try_rsp(%rip)
+    je 1f
+    lea .Ltry_landing(%rip), %rcx   /* re-arm the outer recovery point */
+    mov %rcx, exc_resume_rip(%rip)
+1:
     pop %r15
     pop %r14
     pop %r13
