@@ -216,29 +216,79 @@ void cpu_blocks_refund(struct cpu *c, uint64_t rip)
     c->cycles -= b->cost - b->cum[i];
 }
 
-/* Forget decoded blocks (code may have changed, or the address space did). */
-void cpu_blocks_invalidate(struct cpu *c) { c->block_tag++; }
-
-bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **out, struct x86_fault *f)
+/*
+ * Decoded blocks are tagged with the translation context they were decoded
+ * in (CR3, paging mode, EPTP, root or non-root) plus a generation for
+ * explicit invalidations, so VM transitions switch between cached contexts
+ * instead of throwing decodes away. (A mode change by a native far jump
+ * at an address already decoded in the other mode is not seen: such code is
+ * re-decoded only when its TB changes size. Documented limitation.)
+ */
+void cpu_blocks_retag(struct cpu *c)
 {
-    uint8_t code[16];
-    unsigned acc = PAGING_ACC_FETCH;
+    uint64_t h = c->block_gen * 0x9E3779B97F4A7C15ULL;
+    h ^= c->cr3 * 0xC2B2AE3D27D4EB4FULL;
+    h ^= (c->cr0 & X86_CR0_PG) | (c->cr4 & (X86_CR4_PAE | X86_CR4_LA57)) | (c->efer & X86_EFER_LMA);
+    if (c->ept_on)
+        h ^= c->ept.eptp * 0x165667B19E3779F9ULL;
+    h ^= c->vmx.non_root ? 0x5555555555555555ULL : 0;
+    c->block_tag = h | 1; /* never 0: the tag of an empty slot */
+}
+
+/* Forget decoded blocks and instructions (code may have changed). */
+void cpu_blocks_invalidate(struct cpu *c)
+{
+    c->block_gen++;
+    cpu_blocks_retag(c);
+}
+
+/* Read up to 15 code bytes at rip without faulting on a page it does not need. */
+static size_t read_insn_bytes(struct cpu *c, uint64_t rip, uint8_t *code, struct x86_fault *f)
+{
+    unsigned acc = PAGING_ACC_FETCH | PAGING_ACC_NO_AD;
     size_t n = 15;
     if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
         acc |= PAGING_ACC_USER;
-    /* Do not fault on bytes past the end of the instruction's page unless needed. */
-    if (!cpu_lin_read(c, rip, code, n, acc | PAGING_ACC_NO_AD, f)) {
-        n = 4096 - (rip & 0xFFF);
-        if (n > 15 || !cpu_lin_read(c, rip, code, n, acc | PAGING_ACC_NO_AD, f))
-            return false;
-    }
-    csh cs = capstone_for(c);
-    cs_insn *insn = NULL;
-    if (cs_disasm(cs, code, n, rip, 1, &insn) != 1) {
-        *out = NULL;
+    if (cpu_lin_read(c, rip, code, n, acc, f))
+        return n;
+    n = 4096 - (rip & 0xFFF);
+    if (n > 15 || !cpu_lin_read(c, rip, code, n, acc, f))
+        return 0;
+    return n;
+}
+
+/*
+ * Decode the instruction at rip through a small cache (Capstone formats text
+ * on every decode, ~1-2 us). An entry is reused only if the mode and the
+ * instruction's bytes are the same. The result stays valid until the next
+ * cpu_fetch_insn; *out is NULL for bytes Capstone does not know.
+ */
+bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **out, struct x86_fault *f)
+{
+    uint8_t code[16];
+    size_t n = read_insn_bytes(c, rip, code, f);
+    unsigned bits = cpu_code_bits(c);
+    struct cpu_icache *e = &c->icache[(rip ^ (rip >> 7)) & (CPU_ICACHE_SIZE - 1)];
+    *out = NULL;
+    if (!n)
+        return false;
+    if (e->insn && e->rip == rip && e->bits == bits && e->insn->size <= n &&
+        !memcmp(e->bytes, code, e->insn->size)) {
+        *out = e->insn;
         return true;
     }
-    *out = insn;
+    csh cs = bits == 16 ? c->cs[0] : bits == 32 ? c->cs[1] : c->cs[2];
+    if (!e->insn && !(e->insn = cs_malloc(cs)))
+        return true;
+    const uint8_t *p = code;
+    uint64_t a = rip;
+    e->rip = ~0ull;
+    if (!cs_disasm_iter(cs, &p, &n, &a, e->insn))
+        return true;
+    e->rip = rip;
+    e->bits = bits;
+    memcpy(e->bytes, code, e->insn->size);
+    *out = e->insn;
     return true;
 }
 
@@ -269,6 +319,9 @@ void cpu_blocks_free(struct cpu *c)
     }
     free(c->blocks);
     free(c->hooked.addrs);
+    for (size_t i = 0; i < CPU_ICACHE_SIZE; i++)
+        if (c->icache[i].insn)
+            cs_free(c->icache[i].insn, 1);
     for (int i = 0; i < 3; i++)
         if (c->cs[i])
             cs_close(&c->cs[i]);

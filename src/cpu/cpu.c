@@ -155,6 +155,7 @@ vmxsim_err cpu_load_boot_state(struct cpu *c, const struct plat_cpu_init *in)
     cpu_sync_cr_to_engine(c);
     uc_reg_write(c->uc, UC_X86_REG_GDTR, &gdtr);
     uc_reg_write(c->uc, UC_X86_REG_IDTR, &idtr);
+    cpu_ctx_dirty(c);
     cpu_set_reg(c, UC_X86_REG_RFLAGS, st.rflags | X86_RFLAGS_FIXED);
     cpu_set_segs(c, st.seg, 0xFFu);
     cpu_set_reg(c, UC_X86_REG_RAX, st.rax);
@@ -170,7 +171,7 @@ vmxsim_err cpu_load_boot_state(struct cpu *c, const struct plat_cpu_init *in)
         msr_set_raw(&c->msrs, MSR_ID_IA32_FEAT_CTL, fc);
     }
     cpu_flush_tlb(c);
-    cpu_blocks_invalidate(c);
+    cpu_blocks_retag(c);
     return VMXSIM_OK;
 }
 
@@ -232,6 +233,7 @@ static void set_engine_msr(struct cpu *c, const struct live_msr *m, uint64_t v)
     }
     uc_x86_msr r = {.rid = m->index, .value = v};
     uc_reg_write(c->uc, UC_X86_REG_MSR, &r);
+    cpu_ctx_dirty(c);
 }
 
 /* RDMSR as the architecture defines it (CPL checked by the caller). */
@@ -351,7 +353,6 @@ static uint64_t fault_address(struct cpu *c, uint64_t page, unsigned acc)
         break;
     }
 out:
-    cs_free(insn, 1);
     return la;
 }
 
@@ -401,7 +402,10 @@ static void step(struct cpu *c)
 {
     uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
     c->cause = CAUSE_NONE;
+    c->ctx_valid = false;
+    c->stops++;
     uc_err e = uc_emu_start(c->uc, rip, NO_STOP_ADDR, 0, 0);
+    c->ctx_valid = false;
     if (c->stop != VMXSIM_STOP_NONE)
         return;
     rip = cpu_reg(c, UC_X86_REG_RIP);
@@ -454,6 +458,10 @@ vmxsim_err cpu_run(struct cpu *c, struct vmxsim_result *res)
         fprintf(c->log, "vmxsim: guest halted: %s at rip %#llx\n", c->stop_msg,
                 (unsigned long long)cpu_reg(c, UC_X86_REG_RIP));
     }
+    if (getenv("VMXSIM_STATS"))
+        fprintf(c->log, "vmxsim: %llu stops, %llu TLB fills, %llu VM exits, %llu VM entries\n",
+                (unsigned long long)c->stops, (unsigned long long)c->fills,
+                (unsigned long long)c->vmexits, (unsigned long long)c->vmentries);
     res->stop = c->stop;
     res->exit_status = c->exit_status;
     res->insns = c->insns;

@@ -58,6 +58,14 @@ struct cpu_block {
 };
 
 #define CPU_BLOCK_CACHE_SIZE 4096 /* direct mapped, power of two */
+#define CPU_ICACHE_SIZE 256       /* decoded instructions for emulation */
+
+struct cpu_icache {
+    uint64_t rip;
+    unsigned bits;
+    uint8_t bytes[16];
+    cs_insn *insn;
+};
 
 struct cpu_hookset {
     uint64_t *addrs;  /* open-addressing set of addresses with a CODE hook */
@@ -94,6 +102,7 @@ struct cpu {
     struct vmx vmx;
     struct vmx_ops vmx_ops;
     uint64_t vmexits, vmentries;
+    uint64_t stops, fills;      /* statistics: emulation stops, TLB fills */
     bool ept_on;                /* non-root with "enable EPT": translate through ept */
     struct ept_state ept;
 
@@ -126,12 +135,15 @@ struct cpu {
     /* Decode cache and per-address CODE hooks. */
     struct cpu_block *blocks;
     struct cpu_block *cur_block; /* last block entered (charged on entry) */
-    uint64_t block_tag;
+    uint64_t block_tag;         /* translation context of cached decodes (cpu_blocks_retag) */
+    uint64_t block_gen;         /* explicit invalidations */
+    struct cpu_icache icache[CPU_ICACHE_SIZE];
     struct cpu_hookset hooked;
 
     /* Unicorn context used to patch hidden state. */
     struct cpu_env_layout env;
     uc_context *ctx;
+    bool ctx_valid;             /* ctx equals the engine's state (engine.c) */
 
     bool feature_control_unlocked;
     bool debug; /* VMXSIM_DEBUG: log every stop to the log stream */
@@ -147,6 +159,7 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
 int cpu_native_error_code(struct cpu *c, bool *is_int);
 void cpu_clear_old_exception(struct cpu *c);
 void cpu_flush_tlb(struct cpu *c);
+void cpu_ctx_dirty(struct cpu *c);
 bool cpu_movss_blocking(struct cpu *c);
 bool cpu_inhibited(struct cpu *c); /* STI or MOV SS blocking in effect */
 void cpu_clear_inhibit(struct cpu *c);
@@ -174,6 +187,7 @@ vmxsim_err cpu_blocks_init(struct cpu *c);
 void cpu_blocks_free(struct cpu *c);
 void cpu_blocks_invalidate(struct cpu *c);
 void cpu_blocks_refund(struct cpu *c, uint64_t rip);
+void cpu_blocks_retag(struct cpu *c);
 bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **insn, struct x86_fault *f);
 
 /* except.c — exception and interrupt delivery (SDM Vol. 3A chapter 6). */
@@ -202,6 +216,7 @@ bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f) CPU_
 uint64_t cpu_read_cr(struct cpu *c, int cr);
 bool cpu_write_efer(struct cpu *c, uint64_t val);
 void cpu_sync_cr_to_engine(struct cpu *c);
+void cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer);
 
 /* msrs on the core side (side effects of MSR_F_CORE). */
 bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);

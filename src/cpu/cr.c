@@ -39,9 +39,48 @@ void cpu_sync_cr_to_engine(struct cpu *c)
     uc_x86_msr efer = {.rid = 0xC0000080u, .value = c->efer};
     cpu_set_reg(c, UC_X86_REG_CR4, c->cr4);
     uc_reg_write(c->uc, UC_X86_REG_MSR, &efer);
+    cpu_ctx_dirty(c);
     cpu_set_reg(c, UC_X86_REG_CR3, c->cr3);
     cpu_set_reg(c, UC_X86_REG_CR0, c->cr0);
     cpu_flush_tlb(c);
+}
+
+/*
+ * Load CR0/CR3/CR4/EFER together (VM transitions). QEMU derives EFER.LMA
+ * only from a CR0.PG 0→1 transition with LME, so when LMA must change the
+ * load goes through paging-off first. Only registers that change are
+ * written: each write makes QEMU flush its TLB and jump cache.
+ */
+void cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer)
+{
+    bool lma_flip = ((c->efer ^ efer) & X86_EFER_LMA) != 0;
+    uc_x86_msr m = {.rid = 0xC0000080u};
+    if (lma_flip) {
+        c->cr0 = X86_CR0_ET | (cr0 & X86_CR0_PE);
+        c->efer = efer & ~X86_EFER_LMA;
+        c->cr4 = cr4;
+        c->cr3 = cr3;
+        cpu_sync_cr_to_engine(c);
+        c->cr0 = cr0;
+        c->efer = efer;
+        cpu_sync_cr_to_engine(c);
+        return;
+    }
+    if (cr4 != c->cr4)
+        cpu_set_reg(c, UC_X86_REG_CR4, cr4);
+    if (efer != c->efer) {
+        m.value = efer;
+        uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+        cpu_ctx_dirty(c);
+    }
+    if (cr3 != c->cr3)
+        cpu_set_reg(c, UC_X86_REG_CR3, cr3);
+    if (cr0 != c->cr0)
+        cpu_set_reg(c, UC_X86_REG_CR0, cr0);
+    c->cr0 = cr0;
+    c->cr3 = cr3;
+    c->cr4 = cr4;
+    c->efer = efer;
 }
 
 static bool write_cr0(struct cpu *c, uint64_t v, struct x86_fault *f)
@@ -149,7 +188,7 @@ bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f)
     }
     if (ok) {
         cpu_sync_cr_to_engine(c);
-        cpu_blocks_invalidate(c);
+        cpu_blocks_retag(c);
     }
     return ok;
 }

@@ -42,9 +42,24 @@ uint64_t cpu_reg(struct cpu *c, int ucreg)
 void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v)
 {
     uc_reg_write(c->uc, ucreg, &v);
+    c->ctx_valid = false;
 }
 
 static uint8_t *ctx_bytes(struct cpu *c) { return (uint8_t *)c->ctx; }
+
+/*
+ * The saved context is a 5.5 KB copy of QEMU's CPU state: take it once per
+ * stop and reuse it until a register write or a run makes it stale.
+ */
+static void ctx_fresh(struct cpu *c)
+{
+    if (c->ctx_valid)
+        return;
+    uc_context_save(c->uc, c->ctx);
+    c->ctx_valid = true;
+}
+
+void cpu_ctx_dirty(struct cpu *c) { c->ctx_valid = false; }
 
 static bool find_u64(const uint8_t *blob, size_t size, uint64_t v, size_t *off)
 {
@@ -172,7 +187,7 @@ void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out)
         return;
     }
     struct qseg q;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     ctx_get_qseg(c, (unsigned)s, &q);
     out->selector = (uint16_t)q.selector;
     out->base = q.base;
@@ -218,13 +233,14 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
                           .limit = segs[s].limit,
                           .flags = ar_to_flags(segs[s].ar)};
         uc_reg_write(c->uc, seg_ucreg[s], &mmr);
+        c->ctx_valid = false;
     }
     if (!(mask & 0x3Fu))
         return;
     uint64_t eflags = cpu_reg(c, UC_X86_REG_RFLAGS);
     struct qseg q[6];
     uint32_t hf;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     for (unsigned s = 0; s < 6; s++) {
         ctx_get_qseg(c, s, &q[s]);
         if (!(mask & (1u << s)))
@@ -244,7 +260,7 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
 /* Error code and INT-ness of the exception QEMU is raising (INTR hook). */
 int cpu_native_error_code(struct cpu *c, bool *is_int)
 {
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     *is_int = ctx_i32(c, c->env.exception_is_int) != 0;
     return ctx_i32(c, c->env.error_code);
 }
@@ -258,7 +274,7 @@ int cpu_native_error_code(struct cpu *c, bool *is_int)
 void cpu_clear_old_exception(struct cpu *c)
 {
     int32_t none = -1;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     if (ctx_i32(c, c->env.old_exception) == -1)
         return;
     memcpy(ctx_bytes(c) + c->env.old_exception, &none, 4);
@@ -270,7 +286,7 @@ void cpu_flush_tlb(struct cpu *c) { uc_ctl_flush_tlb(c->uc); }
 unsigned cpu_cpl(struct cpu *c)
 {
     struct qseg q;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     ctx_get_qseg(c, X86_SEG_SS, &q);
     if (!(c->cr0 & X86_CR0_PE))
         return 0;
@@ -284,7 +300,7 @@ bool cpu_long_mode(const struct cpu *c) { return (c->efer & X86_EFER_LMA) != 0; 
 unsigned cpu_code_bits(struct cpu *c)
 {
     struct qseg q;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     ctx_get_qseg(c, X86_SEG_CS, &q);
     if (cpu_long_mode(c) && (q.flags & (1u << 21)))
         return 64;
@@ -346,7 +362,7 @@ void cpu_engine_close(struct cpu *c)
 bool cpu_inhibited(struct cpu *c)
 {
     uint32_t hf;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
     return (hf & HF_INHIBIT_IRQ_MASK) != 0;
 }
@@ -369,7 +385,7 @@ bool cpu_movss_blocking(struct cpu *c)
 void cpu_clear_inhibit(struct cpu *c)
 {
     uint32_t hf;
-    uc_context_save(c->uc, c->ctx);
+    ctx_fresh(c);
     memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
     if (!(hf & HF_INHIBIT_IRQ_MASK))
         return;

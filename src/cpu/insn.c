@@ -404,7 +404,6 @@ static bool do_invlpg(struct cpu *c, struct x86_fault *f)
         return false;
     }
     cpu_flush_tlb(c);
-    cpu_blocks_invalidate(c);
     return true;
 }
 
@@ -631,14 +630,10 @@ void cpu_emulate_sensitive(struct cpu *c)
     /* The hook is per address: the code there may have changed since. */
     if (!insn || !cpu_is_sensitive(insn)) {
         c->native_once = rip + 1;
-        if (insn)
-            cs_free(insn, 1);
         return;
     }
-    if (c->vmx.non_root && nonroot_exit(c, insn)) {
-        cs_free(insn, 1);
+    if (c->vmx.non_root && nonroot_exit(c, insn))
         return;
-    }
     c->cur_insn = insn;
     c->rip_written = false;
     if (!dispatch(c, insn, &f))
@@ -646,7 +641,6 @@ void cpu_emulate_sensitive(struct cpu *c)
     else if (c->native_once != rip + 1 && !c->rip_written)
         advance(c, insn);
     c->cur_insn = NULL;
-    cs_free(insn, 1);
 }
 
 /*
@@ -663,10 +657,7 @@ void cpu_emulate_invalid(struct cpu *c)
     }
     if (insn && insn->detail && cpu_is_vmx_insn(insn)) {
         cpu_vmx_instruction(c, insn);
-        cs_free(insn, 1);
         return;
     }
-    if (insn)
-        cs_free(insn, 1);
     cpu_raise(c, &ud);
 }

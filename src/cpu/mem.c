@@ -212,6 +212,7 @@ bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e,
         fprintf(c->log, "[fill] va %#llx type %d rip %#llx\n", (unsigned long long)va, type,
                 (unsigned long long)cpu_reg(c, UC_X86_REG_RIP));
     c->fill_ept = false;
+    c->fills++;
     switch (cpu_translate(c, va, acc, &r, &c->fill_eres, &c->fill_eres_final)) {
     case PAGING_OK:
         e->paddr = r.pa & ~0xFFFULL;

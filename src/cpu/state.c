@@ -68,25 +68,19 @@ void cpu_load_state(struct cpu *c, const struct x86_state *st)
     const void *ptrs[X86_GPR_COUNT];
     for (int i = 0; i < X86_GPR_COUNT; i++)
         ptrs[i] = &st->gpr[i];
-    /* Control registers through RESET-like steps so QEMU sees every mode change. */
-    c->cr0 = X86_CR0_ET | (st->cr0 & X86_CR0_PE);
-    c->efer = st->efer & ~X86_EFER_LMA;
-    c->cr4 = st->cr4;
-    c->cr3 = st->cr3;
-    cpu_sync_cr_to_engine(c);
-    c->cr0 = st->cr0;
-    c->efer = st->efer;
-    cpu_sync_cr_to_engine(c);
+    cpu_load_cr_state(c, st->cr0, st->cr3, st->cr4, st->efer);
     c->cr2 = st->cr2;
     c->cr8 = st->cr8;
     memcpy(c->pdpte, st->pdpte, sizeof c->pdpte);
     uc_reg_write_batch(c->uc, (int *)gpr_ucreg, (void *const *)ptrs, X86_GPR_COUNT);
+    cpu_ctx_dirty(c);
     cpu_set_reg(c, UC_X86_REG_DR7, st->dr7);
     cpu_set_reg(c, UC_X86_REG_RFLAGS, st->rflags);
     uc_x86_mmr g = {.base = st->gdtr.base, .limit = st->gdtr.limit};
     uc_x86_mmr i = {.base = st->idtr.base, .limit = st->idtr.limit};
     uc_reg_write(c->uc, UC_X86_REG_GDTR, &g);
     uc_reg_write(c->uc, UC_X86_REG_IDTR, &i);
+    cpu_ctx_dirty(c);
     cpu_set_segs(c, st->seg, 0xFFu);
     msr_set_raw(&c->msrs, MSR_ID_IA32_CR_PAT, st->pat);
     msr_set_raw(&c->msrs, MSR_ID_IA32_DEBUGCTLMSR, st->debugctl);
@@ -102,10 +96,11 @@ void cpu_load_state(struct cpu *c, const struct x86_state *st)
     uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
     m = (uc_x86_msr){.rid = MSR_IA32_SYSENTER_EIP, .value = st->sysenter_eip};
     uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+    cpu_ctx_dirty(c);
     c->activity = st->activity;
     c->interruptibility = st->interruptibility;
     c->pending_dbg = st->pending_dbg;
     cpu_set_reg(c, UC_X86_REG_RIP, st->rip);
     cpu_flush_tlb(c);
-    cpu_blocks_invalidate(c);
+    cpu_blocks_retag(c);
 }
