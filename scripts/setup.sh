@@ -10,6 +10,8 @@
 set -euo pipefail
 
 UNICORN_MIN=2.1
+APT_TMP=
+trap '[ -n "$APT_TMP" ] && rm -rf "$APT_TMP"' EXIT
 PKGS=(cmake make gcc clang binutils pkg-config check libcapstone-dev python3)
 
 die() { echo "setup: error: $*" >&2; exit 1; }
@@ -64,7 +66,7 @@ install_unicorn_from_trixie() {
     [ -r "$keyring" ] || die "no $keyring to verify Debian trixie packages"
     dir=$(mktemp -d /tmp/vmxsim-apt.XXXXXX)
     chmod 755 "$dir"
-    trap 'rm -rf "$dir"' RETURN
+    APT_TMP=$dir   # removed by the EXIT trap
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
     echo "deb [signed-by=$keyring] $mirror trixie main" > "$dir/sources.list"
     opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
