@@ -5,4 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build >/dev/null
 cmake --build build -j"$(nproc)" --target vmxsim
-./build/vmxsim run "$@"
+# vmxsim exits with the guest's debug-exit status: 1 is the demo's "all checks passed".
+rc=0
+./build/vmxsim run "$@" || rc=$?
+[ "$rc" = 1 ] && rc=0
+exit "$rc"
