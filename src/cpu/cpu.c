@@ -382,8 +382,21 @@ static void handle_native_exception(struct cpu *c)
     bool has_err = v == X86_DF || (v >= X86_TS && v <= X86_PF) || v == X86_AC || v == X86_CP;
     uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
     cpu_clear_old_exception(c);
-    if (is_int) { /* INT n / INT3 / INTO: RIP is already past the instruction */
-        enum cpu_event_kind k = (v == X86_BP || v == X86_OF) ? EV_SW_EXCEPTION : EV_SW_INT;
+    if (is_int) {
+        /* INT3 (CC) and INTO (CE) are software exceptions; INT n (CD nn, even
+         * INT 3) a software interrupt (SDM Vol. 3C Table 25-17). QEMU left RIP
+         * past the instruction: point it back so a VM exit saves the
+         * instruction's address and length (§28.2.5, §28.3.3). */
+        uint8_t b[2] = {0, 0};
+        struct x86_fault f;
+        unsigned len = 2;
+        enum cpu_event_kind k = EV_SW_INT;
+        if (cpu_lin_read(c, rip - 2, b, 2, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &f) &&
+            (b[1] == 0xCC || b[1] == 0xCE)) {
+            len = 1;
+            k = EV_SW_EXCEPTION;
+        }
+        cpu_set_reg(c, UC_X86_REG_RIP, rip - len);
         cpu_deliver(c, v, k, false, 0, rip);
         return;
     }

@@ -195,6 +195,8 @@ enum cpu_event_kind { EV_HW_EXCEPTION, EV_SW_INT, EV_SW_EXCEPTION, EV_EXT_INT, E
 void cpu_raise(struct cpu *c, const struct x86_fault *f);
 void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
                  uint32_t error_code, uint64_t next_rip);
+void cpu_inject(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
+                uint32_t error_code, uint64_t next_rip);
 void cpu_triple_fault(struct cpu *c, const char *why);
 void cpu_report_state(struct cpu *c, FILE *out);
 
@@ -203,6 +205,7 @@ void cpu_emulate_sensitive(struct cpu *c);
 void cpu_emulate_invalid(struct cpu *c);
 bool cpu_is_sensitive(const cs_insn *insn);
 bool cpu_is_vmx_insn(const cs_insn *insn);
+void cpu_invpcid(struct cpu *c, const cs_insn *insn);
 /* Sensitive encodings Capstone 4 does not know (WRPKRU): their length, or 0. */
 unsigned cpu_raw_sensitive(const uint8_t *code, size_t len);
 

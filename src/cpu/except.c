@@ -159,6 +159,7 @@ struct event {
     bool has_error;
     uint32_t error_code;
     uint64_t rip; /* return address pushed */
+    uint64_t cr2; /* #PF: the faulting address (CR2 is written only on delivery) */
 };
 
 /* Target code segment of a gate — SDM Vol. 3A §6.12.1.1, §6.14.1. */
@@ -262,8 +263,11 @@ static bool deliver_protected(struct cpu *c, const struct event *ev, struct x86_
 
 static bool deliver_once(struct cpu *c, const struct event *ev, struct x86_fault *f)
 {
-    if (ev->vector == X86_PF)
+    /* SDM Vol. 3C §28.1: a #PF that causes a VM exit does not write CR2; delivery does. */
+    if (ev->vector == X86_PF && ev->kind == EV_HW_EXCEPTION) {
+        c->cr2 = ev->cr2;
         cpu_set_reg(c, UC_X86_REG_CR2, c->cr2);
+    }
     if (!(c->cr0 & X86_CR0_PE))
         return deliver_real(c, ev->vector, ev->rip, f);
     return deliver_protected(c, ev, f);
@@ -303,7 +307,7 @@ static bool exception_exits(struct cpu *c, const struct event *ev, const struct 
     if (!c->vmx.non_root || ev->kind == EV_EXT_INT)
         return false;
     struct vmx_event ve = {.kind = VMX_EV_EXCEPTION, .vector = ev->vector, .intr_type = intr_type(ev),
-                           .has_error = ev->has_error, .error_code = ev->error_code, .cr2 = c->cr2};
+                           .has_error = ev->has_error, .error_code = ev->error_code, .cr2 = ev->cr2};
     struct vmx_exit ex;
     if (!vmx_intercept(&c->vmx, cpu_vmx_ops(c), &ve, &ex))
         return false;
@@ -317,14 +321,14 @@ static bool exception_exits(struct cpu *c, const struct event *ev, const struct 
     return true;
 }
 
-void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
-                 uint32_t error_code, uint64_t next_rip)
+static void deliver_event(struct cpu *c, struct event ev, bool injected)
 {
-    struct event ev = {vector, kind, has_error, error_code, next_rip}, outer;
+    struct event outer;
     bool nested = false;
     for (int depth = 0; depth < 4; depth++) {
         struct x86_fault f = {0};
-        if (exception_exits(c, &ev, nested ? &outer : NULL))
+        /* SDM Vol. 3C §27.6.1.2: an injected event never causes a VM exit directly. */
+        if (!(injected && depth == 0) && exception_exits(c, &ev, nested ? &outer : NULL))
             return;
         if (deliver_once(c, &ev, &f)) {
             c->exceptions_delivered++;
@@ -339,16 +343,30 @@ void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool h
         }
         bool df = (contributory(ev.vector) && contributory(f.vector)) ||
                   (ev.vector == X86_PF && (contributory(f.vector) || f.vector == X86_PF));
-        if (f.vector == X86_PF)
-            c->cr2 = f.cr2;
         outer = ev;
-        nested = true;
+        /* A #DF is not "during delivery" of the first event (SDM Vol. 3C §28.2.4). */
+        nested = !df;
         if (df)
-            ev = (struct event){X86_DF, EV_HW_EXCEPTION, true, 0, ev.rip};
+            ev = (struct event){X86_DF, EV_HW_EXCEPTION, true, 0, ev.rip, 0};
         else
-            ev = (struct event){f.vector, EV_HW_EXCEPTION, f.has_error, f.error_code, ev.rip};
+            ev = (struct event){f.vector, EV_HW_EXCEPTION, f.has_error, f.error_code, ev.rip, f.cr2};
     }
     cpu_triple_fault(c, "unbounded nested faults during event delivery");
+}
+
+void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
+                 uint32_t error_code, uint64_t next_rip)
+{
+    struct event ev = {vector, kind, has_error, error_code, next_rip, c->cr2};
+    deliver_event(c, ev, false);
+}
+
+/* VM-entry event injection (SDM Vol. 3C §27.6): delivered, never an exit itself. */
+void cpu_inject(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
+                uint32_t error_code, uint64_t next_rip)
+{
+    struct event ev = {vector, kind, has_error, error_code, next_rip, c->cr2};
+    deliver_event(c, ev, true);
 }
 
 /* A fault of the instruction at RIP: deliver with RIP pointing at it. */
@@ -356,10 +374,9 @@ void cpu_raise(struct cpu *c, const struct x86_fault *f)
 {
     if (f->vector == 0xFF)
         return;
-    if (f->vector == X86_PF)
-        c->cr2 = f->cr2;
-    cpu_deliver(c, f->vector, EV_HW_EXCEPTION, f->has_error, f->error_code,
-                cpu_reg(c, UC_X86_REG_RIP));
+    struct event ev = {f->vector, EV_HW_EXCEPTION, f->has_error, f->error_code,
+                       cpu_reg(c, UC_X86_REG_RIP), f->vector == X86_PF ? f->cr2 : c->cr2};
+    deliver_event(c, ev, false);
 }
 
 void cpu_triple_fault(struct cpu *c, const char *why)

@@ -213,18 +213,34 @@ static bool io_allowed(struct cpu *c, uint16_t port, unsigned size)
     return ((bits >> (port & 7)) & ((1u << size) - 1)) == 0;
 }
 
-static unsigned io_size(const cs_insn *insn)
+/*
+ * INS/OUTS operand size from the encoding itself: 6C/6E are byte forms;
+ * 6D/6F are word with a 66 prefix (anywhere among the prefixes), else dword
+ * (16-bit code: the reverse). Capstone 4 decodes 66 F3 6D as INSD.
+ */
+static unsigned string_io_size(const cs_insn *insn, unsigned code_bits)
+{
+    bool opsize = false;
+    unsigned i = 0;
+    for (; i < insn->size; i++) {
+        uint8_t b = insn->bytes[i];
+        if (b == 0x66)
+            opsize = true;
+        else if (!(b == 0xF3 || b == 0xF2 || b == 0x67 || b == 0x26 || b == 0x2E || b == 0x36 ||
+                   b == 0x3E || b == 0x64 || b == 0x65 || (code_bits == 64 && (b & 0xF0) == 0x40)))
+            break;
+    }
+    if (i >= insn->size || insn->bytes[i] == 0x6C || insn->bytes[i] == 0x6E)
+        return 1;
+    return (opsize != (code_bits == 16)) ? 2 : 4;
+}
+
+static unsigned io_size_bits(const cs_insn *insn, unsigned code_bits)
 {
     switch (insn->id) {
-    case X86_INS_INSB:
-    case X86_INS_OUTSB:
-        return 1;
-    case X86_INS_INSW:
-    case X86_INS_OUTSW:
-        return 2;
-    case X86_INS_INSD:
-    case X86_INS_OUTSD:
-        return 4;
+    case X86_INS_INSB: case X86_INS_OUTSB: case X86_INS_INSW: case X86_INS_OUTSW:
+    case X86_INS_INSD: case X86_INS_OUTSD:
+        return string_io_size(insn, code_bits);
     default:
         break;
     }
@@ -244,6 +260,8 @@ static unsigned io_size(const cs_insn *insn)
     return 1;
 }
 
+static unsigned io_size_of(struct cpu *c, const cs_insn *insn) { return io_size_bits(insn, cpu_code_bits(c)); }
+
 static uint16_t io_port(struct cpu *c, const cs_insn *insn)
 {
     const cs_x86 *x = &insn->detail->x86;
@@ -256,7 +274,7 @@ static uint16_t io_port(struct cpu *c, const cs_insn *insn)
 /* IN / OUT — SDM Vol. 2A/2B. */
 static bool do_inout(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
 {
-    unsigned size = io_size(insn);
+    unsigned size = io_size_of(c, insn);
     uint16_t port = io_port(c, insn);
     if (!io_allowed(c, port, size)) {
         *f = FAULT(X86_GP, 0);
@@ -272,11 +290,41 @@ static bool do_inout(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     return true;
 }
 
+/* Segment of a string I/O memory operand: DS (overridable) for OUTS, ES for INS. */
+static enum x86_seg string_io_seg(const cs_insn *insn, bool out)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    x86_reg sreg = out && x->operands[1].type == X86_OP_MEM ? x->operands[1].mem.segment : X86_REG_INVALID;
+    if (!out)
+        return X86_SEG_ES;
+    switch (sreg) {
+    case X86_REG_FS: return X86_SEG_FS;
+    case X86_REG_GS: return X86_SEG_GS;
+    case X86_REG_ES: return X86_SEG_ES;
+    case X86_REG_SS: return X86_SEG_SS;
+    case X86_REG_CS: return X86_SEG_CS;
+    default: return X86_SEG_DS;
+    }
+}
+
+/* Linear address of the next string I/O element (the VM-exit guest-linear address, §28.2.1). */
+static uint64_t string_io_linear(struct cpu *c, const cs_insn *insn, bool out)
+{
+    unsigned asz = insn->detail->x86.addr_size;
+    uint64_t amask = asz == 8 ? ~0ull : asz == 4 ? 0xFFFFFFFFull : 0xFFFF;
+    struct x86_seg_state seg;
+    enum x86_seg which = string_io_seg(insn, out);
+    cpu_get_seg(c, which, &seg);
+    bool lm = cpu_code_bits(c) == 64;
+    uint64_t base = (lm && which != X86_SEG_FS && which != X86_SEG_GS) ? 0 : seg.base;
+    return base + (cpu_reg(c, out ? UC_X86_REG_RSI : UC_X86_REG_RDI) & amask);
+}
+
 /* INS / OUTS with optional REP — SDM Vol. 2A "INS", Vol. 2B "OUTS". */
 static bool do_string_io(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
 {
     const cs_x86 *x = &insn->detail->x86;
-    unsigned size = io_size(insn), asz = x->addr_size;
+    unsigned size = io_size_of(c, insn), asz = x->addr_size;
     bool out = insn->id == X86_INS_OUTSB || insn->id == X86_INS_OUTSW || insn->id == X86_INS_OUTSD;
     bool rep = x->prefix[0] == X86_PREFIX_REP;
     uint16_t port = (uint16_t)cpu_reg(c, UC_X86_REG_RDX);
@@ -290,14 +338,7 @@ static bool do_string_io(struct cpu *c, const cs_insn *insn, struct x86_fault *f
         return false;
     }
     /* Source DS (overridable) for OUTS, ES for INS; in 64-bit mode only FS/GS have bases. */
-    x86_reg sreg = out && x->operands[1].type == X86_OP_MEM ? x->operands[1].mem.segment : X86_REG_INVALID;
-    enum x86_seg which = !out ? X86_SEG_ES
-                         : sreg == X86_REG_FS ? X86_SEG_FS
-                         : sreg == X86_REG_GS ? X86_SEG_GS
-                         : sreg == X86_REG_ES ? X86_SEG_ES
-                         : sreg == X86_REG_SS ? X86_SEG_SS
-                         : sreg == X86_REG_CS ? X86_SEG_CS
-                                              : X86_SEG_DS;
+    enum x86_seg which = string_io_seg(insn, out);
     struct x86_seg_state seg;
     cpu_get_seg(c, which, &seg);
     uint64_t sbase = (lm && which != X86_SEG_FS && which != X86_SEG_GS) ? 0 : seg.base;
@@ -434,6 +475,38 @@ static bool do_wrpkru(struct cpu *c, struct x86_fault *f)
     return true;
 }
 
+/*
+ * RDPMC — SDM Vol. 2B: CPL > 0 with CR4.PCE = 0 → #GP(0); the model has no
+ * performance counters (CPUID.0AH is zero), so every counter index is
+ * invalid → #GP(0).
+ */
+static bool do_rdpmc(struct cpu *c, struct x86_fault *f)
+{
+    (void)c;
+    *f = FAULT(X86_GP, 0);
+    return false;
+}
+
+/*
+ * MONITOR / MWAIT — SDM Vol. 2B: #UD without CPUID.01H:ECX.MONITOR or at
+ * CPL > 0; ECX must be 0 for MONITOR (no extensions) and ECX[31:1] 0 for
+ * MWAIT. The monitored range is not modelled: MWAIT returns at once, which
+ * the SDM allows ("may wake up for any reason").
+ */
+static bool do_monitor_mwait(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    uint32_t ecx = (uint32_t)cpu_reg(c, UC_X86_REG_RCX);
+    if (!model_has(&c->model, FEAT_MONITOR) || cpu_cpl(c) != 0) {
+        *f = UD;
+        return false;
+    }
+    if (insn->id == X86_INS_MONITOR ? ecx != 0 : (ecx >> 1) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    return true;
+}
+
 /* Instructions QEMU executes correctly in root operation: run them natively once. */
 static bool do_native(struct cpu *c, struct x86_fault *f)
 {
@@ -464,6 +537,9 @@ static bool dispatch(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     case X86_INS_INVLPG: return do_invlpg(c, f);
     case X86_INS_WBINVD:
     case X86_INS_INVD: return do_priv_nop(c, f);
+    case X86_INS_RDPMC: return do_rdpmc(c, f);
+    case X86_INS_MONITOR:
+    case X86_INS_MWAIT: return do_monitor_mwait(c, insn, f);
     case X86_INS_MOV: {
         const cs_x86 *x = &insn->detail->x86;
         x86_reg r = x->operands[0].reg == X86_REG_INVALID ? x->operands[1].reg : x->operands[0].reg;
@@ -515,7 +591,7 @@ static void io_event(struct cpu *c, const cs_insn *insn, struct vmx_event *ev)
 {
     const cs_x86 *x = &insn->detail->x86;
     ev->kind = VMX_EV_IO;
-    ev->size = io_size(insn);
+    ev->size = io_size_of(c, insn);
     ev->port = io_port(c, insn);
     ev->in = insn->id == X86_INS_IN || insn->id == X86_INS_INSB || insn->id == X86_INS_INSW ||
              insn->id == X86_INS_INSD;
@@ -523,6 +599,8 @@ static void io_event(struct cpu *c, const cs_insn *insn, struct vmx_event *ev)
     ev->rep = ev->string && x->prefix[0] == X86_PREFIX_REP;
     for (int i = 0; i < x->op_count; i++)
         ev->imm |= x->operands[i].type == X86_OP_IMM;
+    if (ev->string)
+        ev->linear = string_io_linear(c, insn, !ev->in);
 }
 
 /* The event for a sensitive instruction; false when it never exits. */
@@ -559,10 +637,13 @@ static bool insn_event(struct cpu *c, const cs_insn *insn, struct vmx_event *ev)
         uint16_t v = 0;
         ev->kind = VMX_EV_LMSW;
         ev->mem_operand = op->type == X86_OP_MEM;
-        if (ev->mem_operand && !cpu_lin_read(c, op_mem_la(c, insn, op), &v, 2, 0, &f))
-            v = 0; /* the emulation path raises the fault if there is no exit */
-        else
+        if (ev->mem_operand) {
+            ev->linear = op_mem_la(c, insn, op);
+            if (!cpu_lin_read(c, ev->linear, &v, 2, 0, &f))
+                v = 0; /* the emulation path raises the fault if there is no exit */
+        } else {
             v = (uint16_t)op_read_gpr(c, op->reg);
+        }
         ev->value = v;
         return true;
     }
@@ -592,10 +673,17 @@ static bool fault_has_priority(struct cpu *c, const cs_insn *insn)
         return true;
     if ((insn->id == X86_INS_RDTSC || insn->id == X86_INS_RDTSCP) && (c->cr4 & X86_CR4_TSD) && cpl > 0)
         return true;
+    /* #UD outranks the exit: RDTSCP without "enable RDTSCP" (§26.3), XSETBV without CR4.OSXSAVE. */
+    if (insn->id == X86_INS_RDTSCP && !vmx_rdtscp_enabled(&c->vmx, cpu_vmx_ops(c)))
+        return true;
+    if (insn->id == X86_INS_XSETBV && !(c->cr4 & X86_CR4_OSXSAVE))
+        return true;
+    if (insn->id == X86_INS_RDPMC && cpl > 0 && !(c->cr4 & X86_CR4_PCE))
+        return true;
     if (insn->id == X86_INS_IN || insn->id == X86_INS_OUT || insn->id == X86_INS_INSB ||
         insn->id == X86_INS_INSW || insn->id == X86_INS_INSD || insn->id == X86_INS_OUTSB ||
         insn->id == X86_INS_OUTSW || insn->id == X86_INS_OUTSD)
-        return !io_allowed(c, io_port(c, insn), io_size(insn));
+        return !io_allowed(c, io_port(c, insn), io_size_of(c, insn));
     return false;
 }
 
@@ -659,5 +747,54 @@ void cpu_emulate_invalid(struct cpu *c)
         cpu_vmx_instruction(c, insn);
         return;
     }
+    if (insn && insn->detail && insn->id == X86_INS_INVPCID) {
+        cpu_invpcid(c, insn);
+        return;
+    }
     cpu_raise(c, &ud);
+}
+
+/*
+ * INVPCID — SDM Vol. 2A: #UD without the feature (or, in non-root
+ * operation, without "enable INVPCID"); a VM exit (reason 58) when INVLPG
+ * exiting is on; CPL > 0, type > 3, descriptor bits 63:12 set, a
+ * non-canonical address (type 0) or a non-zero PCID with CR4.PCIDE = 0
+ * (types 0, 1) → #GP(0). The invalidation itself flushes the TLB.
+ */
+void cpu_invpcid(struct cpu *c, const cs_insn *insn)
+{
+    const cs_x86 *x = &insn->detail->x86;
+    struct x86_fault f = UD;
+    uint64_t desc[2];
+    bool enabled = model_has(&c->model, FEAT_INVPCID) &&
+                   (!c->vmx.non_root || vmx_invpcid_enabled(&c->vmx, cpu_vmx_ops(c)));
+    if (!enabled) {
+        cpu_raise(c, &f);
+        return;
+    }
+    if (cpu_cpl(c) != 0) {
+        f = FAULT(X86_GP, 0);
+        cpu_raise(c, &f);
+        return;
+    }
+    if (c->vmx.non_root) {
+        struct vmx_event ev = {.kind = VMX_EV_INVPCID};
+        if (cpu_vmx_intercept(c, &ev, insn))
+            return;
+    }
+    uint64_t type = op_read_gpr(c, x->operands[0].reg);
+    if (!cpu_lin_read(c, op_mem_la(c, insn, &x->operands[1]), desc, 16, 0, &f)) {
+        cpu_raise(c, &f);
+        return;
+    }
+    uint64_t pcid = desc[0] & 0xFFF;
+    unsigned width = (c->cr4 & X86_CR4_LA57) ? 57 : 48;
+    if (type > 3 || (desc[0] >> 12) || (type == 0 && !x86_is_canonical(desc[1], width)) ||
+        (type <= 1 && pcid && !(c->cr4 & X86_CR4_PCIDE))) {
+        f = FAULT(X86_GP, 0);
+        cpu_raise(c, &f);
+        return;
+    }
+    cpu_flush_tlb(c);
+    advance(c, insn);
 }

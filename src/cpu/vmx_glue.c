@@ -85,11 +85,19 @@ static unsigned seg_code(x86_reg seg, x86_reg base)
     }
 }
 
-/* Memory-operand part of the instruction information; *disp gets the displacement. */
+/*
+ * Memory-operand part of the instruction information; *disp gets the
+ * exit qualification: the displacement, or for RIP-relative addressing the
+ * displacement plus the next RIP (the operand's address).
+ */
 static uint32_t mem_info(const cs_insn *insn, const cs_x86_op *op, uint64_t *disp)
 {
     uint32_t info = addr_size_code(insn) << 7;
     int idx = op_sdm_gpr(op->mem.index), base = op_sdm_gpr(op->mem.base);
+    if (op->mem.base == X86_REG_RIP) {
+        *disp = (uint64_t)op->mem.disp + insn->address + insn->size;
+        return info | seg_code(op->mem.segment, op->mem.base) << 15 | 1u << 22 | 1u << 27;
+    }
     switch (op->mem.scale) {
     case 2: info |= 1; break;
     case 4: info |= 2; break;
@@ -103,12 +111,46 @@ static uint32_t mem_info(const cs_insn *insn, const cs_x86_op *op, uint64_t *dis
     return info;
 }
 
+/* Identity of a descriptor-table instruction (Tables 28-10, 28-11, bits 29:28). */
+static int desc_identity(unsigned id)
+{
+    switch (id) {
+    case X86_INS_SGDT: case X86_INS_SLDT: return 0;
+    case X86_INS_SIDT: case X86_INS_STR: return 1;
+    case X86_INS_LGDT: case X86_INS_LLDT: return 2;
+    case X86_INS_LIDT: case X86_INS_LTR: return 3;
+    default: return -1;
+    }
+}
+
+/* RDRAND/RDSEED: destination register and operand size (Table 28-12). */
+static uint32_t rand_info(const cs_insn *insn)
+{
+    const cs_x86_op *op = &insn->detail->x86.operands[0];
+    uint32_t size = op->size == 2 ? 0 : op->size == 4 ? 1 : 2;
+    return (uint32_t)op_sdm_gpr(op->reg) << 3 | size << 11;
+}
+
 /* Instruction information and qualification of a VMX instruction exit. */
 static uint32_t vmx_insn_info(const cs_insn *insn, uint64_t *qual)
 {
     const cs_x86 *x = &insn->detail->x86;
     uint32_t info = 0;
     *qual = 0;
+    if (insn->id == X86_INS_RDRAND || insn->id == X86_INS_RDSEED)
+        return rand_info(insn);
+    int ident = desc_identity(insn->id);
+    if (ident >= 0) {
+        const cs_x86_op *op = &x->operands[0];
+        if (op->type == X86_OP_REG) /* SLDT/STR/LLDT/LTR with a register */
+            return 1u << 10 | (uint32_t)op_sdm_gpr(op->reg) << 3 | addr_size_code(insn) << 7 |
+                   (uint32_t)ident << 28;
+        info = mem_info(insn, op, qual) | (uint32_t)ident << 28;
+        if (insn->id == X86_INS_SGDT || insn->id == X86_INS_SIDT || insn->id == X86_INS_LGDT ||
+            insn->id == X86_INS_LIDT)
+            info |= (x->prefix[2] == 0x66 ? 0u : 1u) << 11; /* operand size: 16 or 32 bits */
+        return info;
+    }
     for (int i = 0; i < x->op_count; i++) {
         const cs_x86_op *op = &x->operands[i];
         if (op->type == X86_OP_MEM)
@@ -186,7 +228,8 @@ void cpu_vmexit_insn(struct cpu *c, struct vmx_exit *ex, const cs_insn *insn)
     ex->insn_len = insn->size;
     if (!ex->insn_info) {
         ex->insn_info = vmx_insn_info(insn, &disp);
-        if (!ex->qualification && (ex->reason == EXIT_REASON_VMCLEAR || ex->reason == EXIT_REASON_VMPTRLD ||
+        if (!ex->qualification && (ex->reason == EXIT_REASON_GDTR_IDTR || ex->reason == EXIT_REASON_LDTR_TR ||
+                                   ex->reason == EXIT_REASON_VMCLEAR || ex->reason == EXIT_REASON_VMPTRLD ||
                                    ex->reason == EXIT_REASON_VMPTRST || ex->reason == EXIT_REASON_VMON ||
                                    ex->reason == EXIT_REASON_VMREAD || ex->reason == EXIT_REASON_VMWRITE ||
                                    ex->reason == EXIT_REASON_INVEPT || ex->reason == EXIT_REASON_INVVPID ||
@@ -253,23 +296,23 @@ static void inject_event(struct cpu *c)
     c->vmx.inject_pending = false;
     switch (type) {
     case INTR_TYPE_SOFT_INTR:
-        cpu_deliver(c, vector, EV_SW_INT, false, 0, rip + c->vmx.inject_len);
+        cpu_inject(c, vector, EV_SW_INT, false, 0, rip + c->vmx.inject_len);
         break;
     case INTR_TYPE_SOFT_EXCEPTION:
     case INTR_TYPE_PRIV_SW_EXCEPTION:
-        cpu_deliver(c, vector, EV_SW_EXCEPTION, false, 0, rip + c->vmx.inject_len);
+        cpu_inject(c, vector, EV_SW_EXCEPTION, false, 0, rip + c->vmx.inject_len);
         break;
     case INTR_TYPE_NMI_INTR:
-        cpu_deliver(c, vector, EV_NMI, false, 0, rip);
+        cpu_inject(c, vector, EV_NMI, false, 0, rip);
         break;
     case INTR_TYPE_EXT_INTR:
-        cpu_deliver(c, vector, EV_EXT_INT, false, 0, rip);
+        cpu_inject(c, vector, EV_EXT_INT, false, 0, rip);
         break;
     case INTR_TYPE_OTHER_EVENT: /* pending MTF VM exit (vector 0) */
         c->vmx.mtf_pending = true;
         break;
     default:
-        cpu_deliver(c, vector, EV_HW_EXCEPTION, has_err, c->vmx.inject_error, rip);
+        cpu_inject(c, vector, EV_HW_EXCEPTION, has_err, c->vmx.inject_error, rip);
         break;
     }
 }
@@ -462,10 +505,18 @@ void cpu_vmx_instruction(struct cpu *c, const cs_insn *insn)
     if (!vmx_opcode(insn->id, &in.op, &reason))
         return;
     if (c->vmx.non_root) {
-        /* §26.1.2: every VMX instruction exits from non-root operation (VMFUNC aside). */
+        /* §26.1.2: every VMX instruction exits from non-root operation. VMFUNC
+         * is #UD unless "enable VM functions" and the function (EAX) are
+         * enabled; vmxsim implements no VM function, so it never exits. */
         struct vmx_event ev = {.kind = VMX_EV_VMX_INSN, .reason = reason};
-        if (in.op == VMXI_VMFUNC)
+        if (in.op == VMXI_VMFUNC) {
+            struct x86_fault ud = {.vector = X86_UD};
+            if (!vmx_vmfunc_enabled(&c->vmx, cpu_vmx_ops(c), (uint32_t)cpu_reg(c, UC_X86_REG_RAX))) {
+                cpu_raise(c, &ud);
+                return;
+            }
             ev.kind = VMX_EV_VMFUNC;
+        }
         (void)cpu_vmx_intercept(c, &ev, insn);
         return;
     }

@@ -216,6 +216,9 @@ bool vmx_intercept(const struct vmx *v, const struct vmx_ops *ops, const struct 
         return false;
     ex->reason = (uint32_t)reason;
     ex->qualification = qual;
+    /* §28.2.1: guest-linear address of LMSW from memory and of INS/OUTS. */
+    if ((ev->kind == VMX_EV_LMSW && ev->mem_operand) || (ev->kind == VMX_EV_IO && ev->string))
+        ex->guest_linear = ev->linear;
     return true;
 }
 
@@ -248,4 +251,17 @@ uint64_t vmx_guest_tsc(const struct vmx *v, const struct vmx_ops *ops, uint64_t 
 bool vmx_rdtscp_enabled(const struct vmx *v, const struct vmx_ops *ops)
 {
     return (ctl_proc2(vmx_current_vmcs(v, ops)) & SECONDARY_EXEC_ENABLE_RDTSCP) != 0;
+}
+
+bool vmx_invpcid_enabled(const struct vmx *v, const struct vmx_ops *ops)
+{
+    return (ctl_proc2(vmx_current_vmcs(v, ops)) & SECONDARY_EXEC_ENABLE_INVPCID) != 0;
+}
+
+bool vmx_vmfunc_enabled(const struct vmx *v, const struct vmx_ops *ops, uint32_t function)
+{
+    const uint8_t *vmcs = vmx_current_vmcs(v, ops);
+    if (!(ctl_proc2(vmcs) & SECONDARY_EXEC_ENABLE_VMFUNC) || function > 63)
+        return false;
+    return (VMCS_READ64(vmcs, VM_FUNCTION_CONTROL) >> function) & 1;
 }

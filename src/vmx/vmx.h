@@ -231,6 +231,7 @@ struct vmx_event {
     bool has_error;
     uint32_t error_code;
     uint64_t cr2;        /* #PF: faulting address (exit qualification) */
+    uint64_t linear;     /* LMSW memory / string I/O: the guest-linear address (§28.2.1) */
 };
 
 /*
@@ -248,6 +249,10 @@ uint64_t vmx_guest_cr_write(const struct vmx *v, const struct vmx_ops *ops, int 
                             uint64_t val);
 /* RDTSCP is #UD in non-root operation unless "enable RDTSCP" is set (§26.3). */
 bool vmx_rdtscp_enabled(const struct vmx *v, const struct vmx_ops *ops);
+/* INVPCID is #UD in non-root operation unless "enable INVPCID" is set (§26.3). */
+bool vmx_invpcid_enabled(const struct vmx *v, const struct vmx_ops *ops);
+/* VMFUNC is #UD unless "enable VM functions" is set and the function is enabled. */
+bool vmx_vmfunc_enabled(const struct vmx *v, const struct vmx_ops *ops, uint32_t function);
 /* TSC as the guest reads it: offset and scaling (§26.3, §25.6.5). */
 uint64_t vmx_guest_tsc(const struct vmx *v, const struct vmx_ops *ops, uint64_t tsc);
 

@@ -16,6 +16,7 @@
 # EXPECT-OUT: PASS invlpg_sib_qualification
 # EXPECT-OUT: PASS invlpg_no_exit
 # EXPECT-OUT: PASS rdpmc_exits
+# EXPECT-OUT: PASS rdpmc_no_exit
 # EXPECT-OUT: PASS rdtsc_exits
 # EXPECT-OUT: PASS rdtsc_exiting_beats_offsetting
 # EXPECT-OUT: PASS rdtscp_exits
@@ -24,16 +25,20 @@
 # EXPECT-OUT: PASS rdtsc_offset_negative
 # EXPECT-OUT: PASS rdtscp_offset_and_aux
 # EXPECT-OUT: PASS rdtscp_disabled_ud
+# EXPECT-OUT: PASS rdtscp_disabled_ud_beats_rdtsc_exiting
 # EXPECT-OUT: PASS wbinvd_exits
 # EXPECT-OUT: PASS wbinvd_no_exit
 # EXPECT-OUT: PASS xsetbv_exits
+# EXPECT-OUT: PASS xsetbv_without_osxsave_ud
 # EXPECT-OUT: PASS rdrand_exits
 # EXPECT-OUT: PASS rdrand_no_exit
 # EXPECT-OUT: PASS rdseed_exits
 # EXPECT-OUT: PASS rdseed_no_exit
+# EXPECT-OUT: PASS rdrand_rdseed_insn_info
 # EXPECT-OUT: PASS pause_exits
 # EXPECT-OUT: PASS pause_no_exit
 # EXPECT-OUT: PASS monitor_exits
+# EXPECT-OUT: PASS monitor_no_exit
 # EXPECT-OUT: PASS mwait_exits
 # EXPECT-OUT: PASS vmcall_exits
 # EXPECT-OUT: PASS vmclear_exits
@@ -47,7 +52,10 @@
 # EXPECT-OUT: PASS vmxon_exits
 # EXPECT-OUT: PASS invept_exits
 # EXPECT-OUT: PASS invvpid_exits
+# EXPECT-OUT: PASS invpcid_exits
+# EXPECT-OUT: PASS invpcid_no_exit
 # EXPECT-OUT: PASS invpcid_disabled_ud
+# EXPECT-OUT: PASS vmfunc_disabled_ud
 # EXPECT-OUT: PASS vmread_reg_info
 # EXPECT-OUT: PASS vmread_mem_info
 # EXPECT-OUT: PASS vmwrite_reg_info
@@ -58,6 +66,7 @@
 # EXPECT-OUT: PASS vmptrld_info_no_base
 # EXPECT-OUT: PASS vmptrld_info_r13_r12
 # EXPECT-OUT: PASS vmptrld_info_negative_disp
+# EXPECT-OUT: PASS vmptrld_info_rip_relative
 # EXPECT-OUT: PASS vmclear_info
 # EXPECT-OUT: PASS vmxon_info
 # EXPECT-OUT: PASS vmptrst_info
@@ -68,15 +77,15 @@
 #include "guest.h"
 
 /* Known vmxsim bugs (see the report): sub-tests expected to fail until fixed. */
-#define RDPMC_NO_EXIT "rdpmc_no_exit_KNOWN_BUG"
-#define RDTSCP_UD_BEATS_EXIT "rdtscp_disabled_ud_beats_rdtsc_exiting_KNOWN_BUG"
-#define XSETBV_UD "xsetbv_without_osxsave_ud_KNOWN_BUG"
-#define RDRAND_INFO "rdrand_rdseed_insn_info_KNOWN_BUG"
-#define VMPTRLD_RIP_REL "vmptrld_info_rip_relative_KNOWN_BUG"
-#define MONITOR_NO_EXIT "monitor_no_exit_KNOWN_BUG"
-#define INVPCID_EXITS "invpcid_exits_KNOWN_BUG"
-#define INVPCID_NO_EXIT "invpcid_no_exit_KNOWN_BUG"
-#define VMFUNC_UD "vmfunc_disabled_ud_KNOWN_BUG"
+#define RDPMC_NO_EXIT "rdpmc_no_exit"
+#define RDTSCP_UD_BEATS_EXIT "rdtscp_disabled_ud_beats_rdtsc_exiting"
+#define XSETBV_UD "xsetbv_without_osxsave_ud"
+#define RDRAND_INFO "rdrand_rdseed_insn_info"
+#define VMPTRLD_RIP_REL "vmptrld_info_rip_relative"
+#define MONITOR_NO_EXIT "monitor_no_exit"
+#define INVPCID_EXITS "invpcid_exits"
+#define INVPCID_NO_EXIT "invpcid_no_exit"
+#define VMFUNC_UD "vmfunc_disabled_ud"
 
 static const struct vmx_extras no_extras;
 

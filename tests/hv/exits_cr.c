@@ -22,6 +22,8 @@
 # EXPECT-OUT: PASS clts_owned_shadow_clear_no_exit_ts_kept
 # EXPECT-OUT: PASS clts_unowned_clears_ts
 # EXPECT-OUT: PASS lmsw_register_exits
+# EXPECT-OUT: PASS lmsw_memory_exits
+# EXPECT-OUT: PASS lmsw_memory_guest_linear
 # EXPECT-OUT: PASS lmsw_memory_no_exit_loads_bits
 # EXPECT-OUT: PASS lmsw_pe_set_over_shadow_clear_exits
 # EXPECT-OUT: PASS lmsw_cannot_clear_pe_no_exit
@@ -44,8 +46,8 @@
 #include "guest.h"
 
 /* Known vmxsim bugs (see the report): sub-tests expected to fail until fixed. */
-#define LMSW_MEM "lmsw_memory_exits_KNOWN_BUG"
-#define LMSW_MEM_LINEAR "lmsw_memory_guest_linear_KNOWN_BUG"
+#define LMSW_MEM "lmsw_memory_exits"
+#define LMSW_MEM_LINEAR "lmsw_memory_guest_linear"
 
 static uint64_t cr0_host, cr4_host;
 

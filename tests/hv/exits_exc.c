@@ -18,6 +18,7 @@
 # EXPECT-OUT: PASS gp_noncanonical_exits
 # EXPECT-OUT: PASS de_exits
 # EXPECT-OUT: PASS bp_exits_as_software_exception
+# EXPECT-OUT: PASS bp_exit_rip_and_instruction_length
 # EXPECT-OUT: PASS int_n_ignores_exception_bitmap
 # EXPECT-OUT: PASS pf_bit_set_mask_zero_all_exit
 # EXPECT-OUT: PASS pf_bit_set_match_write_exits
@@ -26,8 +27,10 @@
 # EXPECT-OUT: PASS pf_bit_clear_mismatch_read_exits
 # EXPECT-OUT: PASS pf_bit_clear_mask_zero_none_exit
 # EXPECT-OUT: PASS pf_present_bit_match
+# EXPECT-OUT: PASS pf_exit_does_not_write_cr2
 # EXPECT-OUT: PASS exception_not_in_bitmap_uses_guest_idt
 # EXPECT-OUT: PASS nested_fault_during_delivery_idt_vectoring
+# EXPECT-OUT: PASS double_fault_exit_has_no_idt_vectoring
 # EXPECT-OUT: PASS triple_fault_exits
 # EXPECT-OUT: PASS inject_gp_with_error_code
 # EXPECT-OUT: PASS inject_soft_interrupt
@@ -37,16 +40,18 @@
 # EXPECT-OUT: PASS entry_intr_info_valid_cleared_by_exit
 # EXPECT-OUT: PASS inject_nmi
 # EXPECT-OUT: PASS inject_nested_fault_idt_vectoring
+# EXPECT-OUT: PASS injected_exception_ignores_exception_bitmap
+# EXPECT-OUT: PASS injected_nmi_ignores_nmi_exiting
 # EXPECT-EXIT: 1
  */
 #include "guest.h"
 
 /* Known vmxsim bugs (see the report): sub-tests expected to fail until fixed. */
-#define PF_CR2 "pf_exit_does_not_write_cr2_KNOWN_BUG"
-#define DF_DIRECT "double_fault_exit_has_no_idt_vectoring_KNOWN_BUG"
-#define BP_RIP "bp_exit_rip_and_instruction_length_KNOWN_BUG"
-#define INJECT_NO_BITMAP "injected_exception_ignores_exception_bitmap_KNOWN_BUG"
-#define INJECT_NMI_NO_EXIT "injected_nmi_ignores_nmi_exiting_KNOWN_BUG"
+#define PF_CR2 "pf_exit_does_not_write_cr2"
+#define DF_DIRECT "double_fault_exit_has_no_idt_vectoring"
+#define BP_RIP "bp_exit_rip_and_instruction_length"
+#define INJECT_NO_BITMAP "injected_exception_ignores_exception_bitmap"
+#define INJECT_NMI_NO_EXIT "injected_nmi_ignores_nmi_exiting"
 
 #define UNMAPPED_VA 0x8000000000ull  /* PML4 entry 1: not present */
 #define READONLY_VA 0x10000000000ull /* PML4 entry 2: one read-only 4-KiB page */

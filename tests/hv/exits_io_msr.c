@@ -28,8 +28,11 @@
 # EXPECT-OUT: PASS io_no_exit_without_controls
 # EXPECT-OUT: PASS io_outsb_exit
 # EXPECT-OUT: PASS io_rep_insw_exit
+# EXPECT-OUT: PASS io_rep_insw_prefix_66_f3_exit
+# EXPECT-OUT: PASS io_rep_insw_prefix_66_f3_no_exit
 # EXPECT-OUT: PASS io_outs_segment_override
 # EXPECT-OUT: PASS io_outs_addr32
+# EXPECT-OUT: PASS io_string_guest_linear
 # EXPECT-OUT: PASS io_rep_outsb_no_exit
 # EXPECT-OUT: PASS msr_no_bitmaps_rdmsr_exits
 # EXPECT-OUT: PASS msr_no_bitmaps_wrmsr_exits
@@ -51,17 +54,19 @@
 # EXPECT-OUT: PASS str_exits
 # EXPECT-OUT: PASS lldt_exits
 # EXPECT-OUT: PASS ltr_exits
+# EXPECT-OUT: PASS gdtr_idtr_identity_and_qualification
+# EXPECT-OUT: PASS ldtr_tr_information_and_qualification
 # EXPECT-OUT: PASS desc_no_exit
 # EXPECT-EXIT: 1
  */
 #include "guest.h"
 
 /* Known vmxsim bugs (see the report): sub-tests expected to fail until fixed. */
-#define IO_STRING_LINEAR "io_string_guest_linear_KNOWN_BUG"
-#define IO_66_F3_EXIT "io_rep_insw_prefix_66_f3_exit_KNOWN_BUG"
-#define IO_66_F3_NO_EXIT "io_rep_insw_prefix_66_f3_no_exit_KNOWN_BUG"
-#define DESC_GDTR_INFO "gdtr_idtr_identity_and_qualification_KNOWN_BUG"
-#define DESC_LDTR_INFO "ldtr_tr_information_and_qualification_KNOWN_BUG"
+#define IO_STRING_LINEAR "io_string_guest_linear"
+#define IO_66_F3_EXIT "io_rep_insw_prefix_66_f3_exit"
+#define IO_66_F3_NO_EXIT "io_rep_insw_prefix_66_f3_no_exit"
+#define DESC_GDTR_INFO "gdtr_idtr_identity_and_qualification"
+#define DESC_LDTR_INFO "ldtr_tr_information_and_qualification"
 
 static uint8_t io_buf[64];
 
