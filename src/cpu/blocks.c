@@ -104,6 +104,21 @@ static bool hook_insn(struct cpu *c, uint64_t addr)
     return true;
 }
 
+/*
+ * Instructions that need a look before they run in the current mode: locked
+ * accesses with split-lock detection, data accesses while alignment checking
+ * is in force, and POPF while CR0.AM = 1 (it may turn alignment checking on).
+ */
+static bool needs_check(const struct cpu *c, const cs_insn *insn)
+{
+    if (c->sld && cpu_is_locked_access(insn))
+        return true;
+    if (c->ac_mode && cpu_has_data_operand(insn))
+        return true;
+    return (c->cr0 & X86_CR0_AM) &&
+           (insn->id == X86_INS_POPF || insn->id == X86_INS_POPFD || insn->id == X86_INS_POPFQ);
+}
+
 /* Decode a block; returns true when new CODE hooks were added. */
 static bool decode_block(struct cpu *c, uint64_t addr, uint32_t size, struct cpu_block *b)
 {
@@ -144,7 +159,7 @@ static bool decode_block(struct cpu *c, uint64_t addr, uint32_t size, struct cpu
         b->cum[b->ninsns] = (uint32_t)b->cost;
         b->ninsns++;
         b->cost += raw ? 1 : timing_insn_cost(insn);
-        if (raw || cpu_is_sensitive(insn))
+        if (raw || cpu_is_sensitive(insn) || needs_check(c, insn))
             added |= hook_insn(c, at);
     }
     if (left) { /* bytes Capstone does not know: count them as one instruction */
@@ -232,6 +247,8 @@ void cpu_blocks_retag(struct cpu *c)
     if (c->ept_on)
         h ^= c->ept.eptp * 0x165667B19E3779F9ULL;
     h ^= c->vmx.non_root ? 0x5555555555555555ULL : 0;
+    /* Which instructions get checks depends on these (needs_check). */
+    h ^= (c->sld ? 0x1000ULL : 0) | (c->ac_mode ? 0x2000ULL : 0) | ((c->cr0 & X86_CR0_AM) ? 0x4000ULL : 0);
     c->block_tag = h | 1; /* never 0: the tag of an empty slot */
 }
 

@@ -295,6 +295,10 @@ bool cpu_wrmsr(struct cpu *c, uint32_t idx, uint64_t val)
         c->tsc_offset = val - c->cycles;
     else if (idx == MSR_IA32_PKRS)
         cpu_flush_tlb(c);
+    else if (idx == MSR_TEST_CTRL) {
+        c->sld = (val & MSR_TEST_CTRL_SPLIT_LOCK_DETECT) != 0;
+        cpu_blocks_retag(c); /* locked instructions need (or no longer need) checks */
+    }
     return true;
 }
 
@@ -411,13 +415,28 @@ static void handle_unicorn_error(struct cpu *c, uc_err e)
     cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, msg);
 }
 
+/*
+ * Monitor trap flag (SDM Vol. 3C §26.5.2): a VM exit after each guest
+ * instruction. While it is on, the guest runs one instruction per start.
+ */
+static void mtf_exit_if_done(struct cpu *c, uint64_t insns0, uint64_t rip0)
+{
+    if (!c->vmx.non_root || c->stop != VMXSIM_STOP_NONE)
+        return;
+    if (c->insns == insns0 && cpu_reg(c, UC_X86_REG_RIP) == rip0)
+        return; /* nothing completed (a restart after hooking a block) */
+    struct vmx_exit ex = {.reason = EXIT_REASON_MONITOR_TRAP_FLAG};
+    cpu_vmexit(c, &ex);
+}
+
 static void step(struct cpu *c)
 {
-    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP), insns0 = c->insns;
+    bool mtf = c->vmx.non_root && cpu_vmx_mtf(c);
     c->cause = CAUSE_NONE;
     c->ctx_valid = false;
     c->stops++;
-    uc_err e = uc_emu_start(c->uc, rip, NO_STOP_ADDR, 0, 0);
+    uc_err e = uc_emu_start(c->uc, rip, NO_STOP_ADDR, 0, mtf ? 1 : 0);
     c->ctx_valid = false;
     if (c->stop != VMXSIM_STOP_NONE)
         return;
@@ -447,13 +466,25 @@ static void step(struct cpu *c)
     case CAUSE_EVENT:
         break;
     default:
-        if (e != UC_ERR_OK)
+        if (e != UC_ERR_OK) {
             handle_unicorn_error(c, e);
-        else if (++c->idle_stops > 1000)
+            return;
+        }
+        if (!mtf && ++c->idle_stops > 1000) {
             cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, "emulation keeps stopping with no cause");
-        return;
+            return;
+        }
+        break;
     }
+    if (mtf)
+        mtf_exit_if_done(c, insns0, rip);
     c->idle_stops = 0;
+    /* Alignment checking turns on and off with CPL, CR0.AM and RFLAGS.AC: re-decode when it does. */
+    bool ac = c->stop == VMXSIM_STOP_NONE && cpu_ac_checking(c);
+    if (ac != c->ac_mode) {
+        c->ac_mode = ac;
+        cpu_blocks_retag(c);
+    }
     if (c->stop == VMXSIM_STOP_NONE)
         (void)cpu_events_check(c);
 }

@@ -146,6 +146,9 @@ struct cpu {
     bool ctx_valid;             /* ctx equals the engine's state (engine.c) */
 
     bool feature_control_unlocked;
+    bool sld;                   /* MSR_TEST_CTRL.SPLIT_LOCK_DETECT: locked ops are checked */
+    bool ac_mode;               /* alignment checking in force when blocks were decoded */
+    bool last_ac_split_lock;    /* the last #AC came from split-lock detection (reports) */
     bool debug; /* VMXSIM_DEBUG: log every stop to the log stream */
 };
 
@@ -206,6 +209,12 @@ void cpu_emulate_invalid(struct cpu *c);
 bool cpu_is_sensitive(const cs_insn *insn);
 bool cpu_is_vmx_insn(const cs_insn *insn);
 void cpu_invpcid(struct cpu *c, const cs_insn *insn);
+
+/* align.c — #AC from split-lock detection and alignment checking. */
+bool cpu_is_locked_access(const cs_insn *insn);
+bool cpu_has_data_operand(const cs_insn *insn);
+bool cpu_ac_checking(struct cpu *c);
+bool cpu_check_alignment(struct cpu *c, const cs_insn *insn, struct x86_fault *f) CPU_WARN_UNUSED;
 /* Sensitive encodings Capstone 4 does not know (WRPKRU): their length, or 0. */
 unsigned cpu_raw_sensitive(const uint8_t *code, size_t len);
 

@@ -55,19 +55,31 @@ static bool external_interrupt(struct cpu *c, bool can_deliver)
     return true;
 }
 
-/* NMI: NMI exiting, else delivery through vector 2 (SDM Vol. 3A §6.7). */
+/*
+ * NMI (SDM Vol. 3A §6.7.1): blocked from delivery until the next IRET. In
+ * non-root operation (Vol. 3C §26.2, §26.3): with NMI exiting the NMI is a
+ * VM exit; with "virtual NMIs" the guest's NMI-blocking bit is virtual and
+ * does not hold back physical NMIs. After a VM exit caused by an NMI, NMIs
+ * stay blocked in the host until its IRET.
+ */
 static bool nmi(struct cpu *c)
 {
     if (!c->apic.nmi_pending)
         return false;
+    bool exiting = nonroot_ctl(c, PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_NMI_EXITING);
+    bool virt = nonroot_ctl(c, PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_VIRTUAL_NMIS);
+    if ((c->interruptibility & GUEST_INTR_STATE_NMI) && !(exiting && virt))
+        return false;
     c->apic.nmi_pending = false;
-    if (nonroot_ctl(c, PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_NMI_EXITING)) {
+    if (exiting) {
         exit_simple(c, EXIT_REASON_EXCEPTION_NMI,
                     X86_NMI | INTR_TYPE_NMI_INTR << INTR_INFO_INTR_TYPE_SHIFT | (uint32_t)INTR_INFO_VALID_MASK);
+        c->interruptibility |= GUEST_INTR_STATE_NMI;
         return true;
     }
     c->activity = GUEST_ACTIVITY_ACTIVE;
     cpu_deliver(c, X86_NMI, EV_NMI, false, 0, cpu_reg(c, UC_X86_REG_RIP));
+    c->interruptibility |= GUEST_INTR_STATE_NMI;
     return true;
 }
 

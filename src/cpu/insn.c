@@ -72,6 +72,9 @@ bool cpu_is_sensitive(const cs_insn *insn)
     case X86_INS_LTR:
     case X86_INS_SLDT:
     case X86_INS_STR:
+    case X86_INS_IRET:
+    case X86_INS_IRETD:
+    case X86_INS_IRETQ:
         return true;
     case X86_INS_MOV: {
         const cs_x86 *x = &insn->detail->x86;
@@ -507,6 +510,20 @@ static bool do_monitor_mwait(struct cpu *c, const cs_insn *insn, struct x86_faul
     return true;
 }
 
+/*
+ * IRET ends blocking by NMI (SDM Vol. 3A §6.7.1) — and, in non-root
+ * operation with "virtual NMIs", virtual-NMI blocking (Vol. 3C §26.3). QEMU
+ * then executes the IRET itself.
+ */
+static bool do_iret(struct cpu *c)
+{
+    c->interruptibility &= ~(uint32_t)GUEST_INTR_STATE_NMI;
+    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
+    if (c->apic.nmi_pending)
+        c->next_event = c->cycles + 1; /* a held-back NMI may now be taken */
+    return true;
+}
+
 /* Instructions QEMU executes correctly in root operation: run them natively once. */
 static bool do_native(struct cpu *c, struct x86_fault *f)
 {
@@ -538,6 +555,9 @@ static bool dispatch(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     case X86_INS_WBINVD:
     case X86_INS_INVD: return do_priv_nop(c, f);
     case X86_INS_RDPMC: return do_rdpmc(c, f);
+    case X86_INS_IRET:
+    case X86_INS_IRETD:
+    case X86_INS_IRETQ: return do_iret(c);
     case X86_INS_MONITOR:
     case X86_INS_MWAIT: return do_monitor_mwait(c, insn, f);
     case X86_INS_MOV: {
@@ -715,8 +735,14 @@ void cpu_emulate_sensitive(struct cpu *c)
             return;
         }
     }
-    /* The hook is per address: the code there may have changed since. */
+    /* Not sensitive: a checked instruction (#AC, POPF), or the code changed since. */
     if (!insn || !cpu_is_sensitive(insn)) {
+        if (insn && !cpu_check_alignment(c, insn, &f)) {
+            cpu_raise(c, &f);
+            return;
+        }
+        if (insn && (insn->id == X86_INS_POPF || insn->id == X86_INS_POPFD || insn->id == X86_INS_POPFQ))
+            c->next_event = c->cycles + 1; /* look at RFLAGS.AC again after it */
         c->native_once = rip + 1;
         return;
     }

@@ -304,6 +304,7 @@ static void inject_event(struct cpu *c)
         break;
     case INTR_TYPE_NMI_INTR:
         cpu_inject(c, vector, EV_NMI, false, 0, rip);
+        c->interruptibility |= GUEST_INTR_STATE_NMI; /* (virtual-)NMI blocking, SDM §27.6.1.2 */
         break;
     case INTR_TYPE_EXT_INTR:
         cpu_inject(c, vector, EV_EXT_INT, false, 0, rip);
@@ -558,4 +559,11 @@ bool cpu_vmx_cr_allowed(const struct cpu *c, int cr, uint64_t val)
     if (cr == 4)
         return (val & k->cr4_fixed0) == k->cr4_fixed0 && !(val & ~k->cr4_fixed1);
     return true;
+}
+
+/* The current guest runs with the monitor trap flag (SDM Vol. 3C §25.6.2). */
+bool cpu_vmx_mtf(struct cpu *c)
+{
+    uint8_t *vmcs = vmx_current_vmcs(&c->vmx, cpu_vmx_ops(c));
+    return vmcs && (VMCS_READ32(vmcs, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG);
 }
