@@ -256,6 +256,27 @@ bool vmx_vmfunc_enabled(const struct vmx *v, const struct vmx_ops *ops, uint32_t
 /* TSC as the guest reads it: offset and scaling (§26.3, §25.6.5). */
 uint64_t vmx_guest_tsc(const struct vmx *v, const struct vmx_ops *ops, uint64_t tsc);
 
+/*
+ * "Virtualize IA32_SPEC_CTRL" (tertiary control bit 7; spec_ctrl.c). For
+ * RDMSR/WRMSR of IA32_SPEC_CTRL (48H) executed by the guest in non-root
+ * operation after the MSR bitmap did not cause a VM exit (§26.1.3) and after
+ * the usual #GP checks (CPL, reserved bits of EDX:EAX):
+ *   vmx_spec_ctrl_virtualized  the control is in effect (non-root, primary
+ *                              "activate tertiary controls" = 1, tertiary
+ *                              bit 7 = 1, supported by the model)
+ *   vmx_spec_ctrl_rdmsr        what RDMSR returns: the IA32_SPEC_CTRL shadow
+ *   vmx_spec_ctrl_wrmsr        writes value to the shadow and sets *new_real,
+ *                              the new IA32_SPEC_CTRL, to
+ *                              (current_real & mask) | (value & ~mask)
+ * The VM-exit MSR-store and VM-entry MSR-load areas are not virtualized.
+ */
+bool vmx_spec_ctrl_virtualized(const struct vmx *v, const struct vmx_ops *ops);
+uint64_t vmx_spec_ctrl_rdmsr(const struct vmx *v, const struct vmx_ops *ops);
+void vmx_spec_ctrl_wrmsr(const struct vmx *v, const struct vmx_ops *ops, uint64_t current_real,
+                         uint64_t value, uint64_t *new_real);
+/* The merge rule alone: (current_real & mask) | (value & ~mask). */
+uint64_t vmx_spec_ctrl_merge(uint64_t current_real, uint64_t mask, uint64_t value);
+
 /* Current VMCS (host pointer into guest RAM) or NULL. */
 uint8_t *vmx_current_vmcs(const struct vmx *v, const struct vmx_ops *ops);
 const char *vmx_exit_reason_name(uint32_t reason);
