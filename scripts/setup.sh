@@ -12,7 +12,7 @@ set -euo pipefail
 UNICORN_MIN=2.1
 APT_TMP=
 trap '[ -n "$APT_TMP" ] && rm -rf "$APT_TMP"' EXIT
-PKGS=(cmake make gcc clang binutils pkg-config check libcapstone-dev python3)
+PKGS=(cmake make gcc clang binutils pkg-config check libcapstone-dev valgrind)
 
 die() { echo "setup: error: $*" >&2; exit 1; }
 say() { echo "setup: $*" >&2; }

@@ -13,6 +13,8 @@
 #include "arch/x86.h"
 #include "model/model.h"
 #include "msr/msr.h"
+#include "vmx/vmcs.h"
+#include "vmx/vmx.h"
 
 struct feat_row {
     enum cpu_feature id;
@@ -596,6 +598,258 @@ START_TEST(test_describe)
 }
 END_TEST
 
+/* ---- VMX capabilities: "off" means allowed-1 = 0 and VM entry fails (DESIGN §5) ---- */
+
+/*
+ * The VMX capability bits each feature brings, typed in from the SDM (not
+ * from src/vmx/caps.c): Vol. 3C Tables 25-5 (pin), 25-6 (primary), 25-7
+ * (secondary), 25-8 (tertiary), 25-13 (exit), 25-15 (entry); Vol. 3D A.6
+ * (IA32_VMX_MISC), A.10 (IA32_VMX_EPT_VPID_CAP). Control MSRs carry the
+ * allowed-1 settings in bits 63:32 (HI); IA32_VMX_PROCBASED_CTLS3 in all 64.
+ * CR4 bits (IA32_VMX_CR4_FIXED1, A.8) come from the cr4 column of features.def.
+ */
+#define HI(n) (1ull << (32 + (n)))
+#define LO(n) (1ull << (n))
+enum {
+    CAP_PIN = 0x48D, CAP_PROC = 0x48E, CAP_EXIT = 0x48F, CAP_ENTRY = 0x490, /* TRUE_* */
+    CAP_MISC = 0x485, CAP_CR4_FIXED1 = 0x489, CAP_VMCS_ENUM = 0x48A, CAP_PROC2 = 0x48B,
+    CAP_EPT_VPID = 0x48C, CAP_PROC3 = 0x492,
+};
+#define MAX_CAPS 4
+
+struct cap_bits {
+    uint32_t msr;
+    uint64_t bits;
+};
+
+static const struct feat_vmx {
+    enum cpu_feature f;
+    struct cap_bits caps[MAX_CAPS];
+    int vmcs_dep; /* VMCS fields that exist only with the feature, or -1 */
+} feat_vmx[] = {
+    {FEAT_PKS, {{CAP_ENTRY, HI(22)}, {CAP_EXIT, HI(29)}}, VMCS_DEP_PKS},       /* load IA32_PKRS */
+    {FEAT_LM, {{CAP_ENTRY, HI(9)}, {CAP_EXIT, HI(9)}, {CAP_PROC, HI(19) | HI(20)}}, -1},
+    {FEAT_PAT, {{CAP_ENTRY, HI(14)}, {CAP_EXIT, HI(18) | HI(19)}}, VMCS_DEP_PAT},
+    {FEAT_VMX_PREEMPTION_TIMER, {{CAP_PIN, HI(6)}, {CAP_EXIT, HI(22)}}, VMCS_DEP_PREEMPTION_TIMER},
+    {FEAT_TERTIARY_CONTROLS, {{CAP_PROC, HI(17)}}, VMCS_DEP_TERTIARY},
+    {FEAT_SPEC_CTRL_VIRT, {{CAP_PROC3, LO(7)}}, VMCS_DEP_SPEC_CTRL_VIRT},
+    {FEAT_EPT, {{CAP_PROC2, HI(1)}, {CAP_EPT_VPID, LO(6) | LO(14) | LO(20)}}, VMCS_DEP_EPT},
+    {FEAT_VPID, {{CAP_PROC2, HI(5)}, {CAP_EPT_VPID, LO(32)}}, VMCS_DEP_VPID},
+    {FEAT_RDTSCP, {{CAP_PROC2, HI(3)}}, -1},
+    {FEAT_UNRESTRICTED_GUEST, {{CAP_PROC2, HI(7)}}, -1},
+    {FEAT_RDRAND, {{CAP_PROC2, HI(11)}}, -1},
+    {FEAT_INVPCID, {{CAP_PROC2, HI(12)}}, -1},
+    {FEAT_RDSEED, {{CAP_PROC2, HI(16)}}, -1},
+    {FEAT_MBEC, {{CAP_PROC2, HI(22)}}, -1},
+    {FEAT_EPT_5LEVEL, {{CAP_EPT_VPID, LO(7)}}, -1},
+    {FEAT_GBPAGES, {{CAP_EPT_VPID, LO(17)}}, -1},
+    {FEAT_EPT_AD, {{CAP_EPT_VPID, LO(21)}}, -1},
+    {FEAT_VMX_VMWRITE_ANY, {{CAP_MISC, LO(29)}}, -1},
+};
+
+/* Vol. 3D A.10: bits 31:0 of IA32_VMX_EPT_VPID_CAP describe EPT, bits 47:32 VPID. */
+static const struct {
+    enum cpu_feature f;
+    struct cap_bits owns;
+} feat_vmx_owns[] = {
+    {FEAT_EPT, {CAP_EPT_VPID, 0x00000000FFFFFFFFull}},
+    {FEAT_VPID, {CAP_EPT_VPID, 0x0000FFFF00000000ull}},
+};
+
+static const struct feat_vmx *vmx_row_of(enum cpu_feature f)
+{
+    for (size_t i = 0; i < sizeof(feat_vmx) / sizeof(feat_vmx[0]); i++)
+        if (feat_vmx[i].f == f)
+            return &feat_vmx[i];
+    return NULL;
+}
+
+static uint64_t cap_msr(const struct vmx_caps *k, uint32_t msr)
+{
+    uint64_t v = 0;
+    return vmx_caps_msr(k, msr, &v) ? v : 0;
+}
+
+/* The capability bits f owns in msr (the CR4_FIXED1 ones from features.def). */
+static uint64_t expected_bits(enum cpu_feature f, uint32_t msr)
+{
+    const struct feat_vmx *r = vmx_row_of(f);
+    uint64_t bits = 0;
+
+    if (msr == CAP_CR4_FIXED1)
+        return feat_rows[f].cr4;
+    if (msr >= 0x481 && msr <= 0x484) /* legacy control MSRs: same allowed-1 bits as TRUE_* */
+        msr += CAP_PIN - 0x481;
+    for (unsigned i = 0; r && i < MAX_CAPS; i++)
+        if (r->caps[i].msr == msr)
+            bits |= r->caps[i].bits;
+    for (size_t i = 0; i < sizeof(feat_vmx_owns) / sizeof(feat_vmx_owns[0]); i++)
+        if (feat_vmx_owns[i].f == f && feat_vmx_owns[i].owns.msr == msr)
+            bits |= feat_vmx_owns[i].owns.bits;
+    return bits;
+}
+
+static struct vmx_caps caps_of_model(const struct cpu_model *m)
+{
+    struct vmx_caps k;
+    vmx_caps_init(&k, m);
+    return k;
+}
+
+/* A VMCS with only the must-be-1 controls, plus `bits` set in the control of `msr`. */
+static uint8_t entry_vmcs[VMCS_REGION_SIZE];
+
+static uint8_t *no_ram(void *ctx, uint64_t pa, size_t len)
+{
+    (void)ctx;
+    (void)pa;
+    (void)len;
+    return NULL;
+}
+
+static struct vmx_check_fail entry_with(const struct vmx_caps *k, uint32_t msr, uint64_t bits)
+{
+    struct vmx_mem mem = {.ctx = NULL, .ptr = no_ram};
+    uint32_t pin = (uint32_t)k->true_pinbased, proc = (uint32_t)k->true_procbased;
+    uint32_t exit = (uint32_t)k->true_exit, entry = (uint32_t)k->true_entry;
+    uint64_t proc2 = 0, proc3 = 0;
+    struct vmx_check_fail f;
+
+    switch (msr) {
+    case CAP_PIN: pin |= (uint32_t)(bits >> 32); break;
+    case CAP_PROC: proc |= (uint32_t)(bits >> 32); break;
+    case CAP_EXIT: exit |= (uint32_t)(bits >> 32); break;
+    case CAP_ENTRY: entry |= (uint32_t)(bits >> 32); break;
+    case CAP_PROC2: proc |= 1u << 31; proc2 = bits >> 32; break; /* activate secondary controls */
+    case CAP_PROC3: proc |= 1u << 17; proc3 = bits; break;        /* activate tertiary controls */
+    default: ck_abort_msg("not a control MSR: %#x", msr);
+    }
+    memset(entry_vmcs, 0, sizeof(entry_vmcs));
+    vmcs_region_clear(entry_vmcs);
+    ck_assert(vmcs_write(entry_vmcs, PIN_BASED_VM_EXEC_CONTROL, pin) == VMXSIM_OK);
+    ck_assert(vmcs_write(entry_vmcs, CPU_BASED_VM_EXEC_CONTROL, proc) == VMXSIM_OK);
+    ck_assert(vmcs_write(entry_vmcs, SECONDARY_VM_EXEC_CONTROL, proc2) == VMXSIM_OK);
+    ck_assert(vmcs_write(entry_vmcs, TERTIARY_VM_EXEC_CONTROL, proc3) == VMXSIM_OK);
+    ck_assert(vmcs_write(entry_vmcs, VM_EXIT_CONTROLS, exit) == VMXSIM_OK);
+    ck_assert(vmcs_write(entry_vmcs, VM_ENTRY_CONTROLS, entry) == VMXSIM_OK);
+    if (vmx_check_controls(k, entry_vmcs, &mem, &f))
+        f.id = VMX_CHECK_NONE;
+    return f;
+}
+
+static bool is_control_msr(uint32_t msr)
+{
+    return msr == CAP_PIN || msr == CAP_PROC || msr == CAP_PROC2 || msr == CAP_PROC3 || msr == CAP_EXIT ||
+           msr == CAP_ENTRY;
+}
+
+/* Every capability bit of f: allowed with f on; with f off 0, and VM entry with it set → VMfail(7). */
+static void check_vmx_off(const struct cpu_model *on, const struct cpu_model *off, enum cpu_feature f,
+                          const char *spec)
+{
+    struct vmx_caps kon = caps_of_model(on), koff = caps_of_model(off);
+    const struct feat_vmx *r = vmx_row_of(f);
+
+    for (unsigned i = 0; r && i < MAX_CAPS && r->caps[i].msr; i++) {
+        uint32_t msr = r->caps[i].msr;
+        uint64_t bits = r->caps[i].bits;
+        ck_assert_msg((cap_msr(&kon, msr) & bits) == bits, "%s: MSR %#x lacks %#llx with the feature on",
+                      on->name, msr, (unsigned long long)bits);
+        ck_assert_msg((cap_msr(&koff, msr) & bits) == 0, "%s: MSR %#x still allows %#llx", spec, msr,
+                      (unsigned long long)(cap_msr(&koff, msr) & bits));
+        if (!is_control_msr(msr))
+            continue;
+        for (unsigned b = 0; b < 64; b++) {
+            if (!((bits >> b) & 1))
+                continue;
+            struct vmx_check_fail fon = entry_with(&kon, msr, 1ull << b);
+            struct vmx_check_fail foff = entry_with(&koff, msr, 1ull << b);
+            ck_assert_msg(foff.id != VMX_CHECK_NONE && foff.stage == VMX_STAGE_CONTROLS,
+                          "%s: VM entry with control bit %u of MSR %#x passes the control checks", spec,
+                          b % 32, msr);
+            ck_assert_msg(fon.id != foff.id, "%s: control bit %u of MSR %#x fails the same way with %s on (%s)",
+                          spec, b % 32, msr, model_feature_name(f), vmx_check_name(fon.id));
+        }
+    }
+    if (r && r->vmcs_dep >= 0) {
+        ck_assert_msg((kon.vmcs_deps >> r->vmcs_dep) & 1, "%s: VMCS fields missing", on->name);
+        ck_assert_msg(!((koff.vmcs_deps >> r->vmcs_dep) & 1), "%s: VMCS fields of %s still exist", spec,
+                      vmcs_dep_name((enum vmcs_dep)r->vmcs_dep));
+    }
+    if (feat_rows[f].cr4) {
+        ck_assert_uint_eq(cap_msr(&kon, CAP_CR4_FIXED1) & feat_rows[f].cr4, feat_rows[f].cr4);
+        ck_assert_msg(!(cap_msr(&koff, CAP_CR4_FIXED1) & feat_rows[f].cr4), "%s: IA32_VMX_CR4_FIXED1", spec);
+    }
+}
+
+/*
+ * Nothing else changes: every capability bit that -f removes belongs (per
+ * the table above) to f or to a feature -f turned off with it; nothing
+ * appears. IA32_VMX_VMCS_ENUM (the highest field index) is not a per-bit map.
+ */
+static void check_vmx_diff(const struct cpu_model *on, const struct cpu_model *off, const char *spec)
+{
+    struct vmx_caps kon = caps_of_model(on), koff = caps_of_model(off);
+
+    for (uint32_t msr = 0x480; msr <= 0x492; msr++) {
+        uint64_t a = cap_msr(&kon, msr), b = cap_msr(&koff, msr), owned = 0;
+        if (msr == CAP_VMCS_ENUM)
+            continue;
+        for (unsigned g = 0; g < FEAT_COUNT; g++)
+            if (model_has(on, g) && !model_has(off, g))
+                owned |= expected_bits(g, msr);
+        ck_assert_msg(!(b & ~a), "%s: MSR %#x gains %#llx", spec, msr, (unsigned long long)(b & ~a));
+        ck_assert_msg(!(a & ~b & ~owned), "%s: MSR %#x loses %#llx that no removed feature owns", spec, msr,
+                      (unsigned long long)(a & ~b & ~owned));
+    }
+}
+
+/*
+ * Loop over features.def × profiles: for each feature that is on, "-name"
+ * must also take away its VMX capability bits (DESIGN §5, issue: "capability
+ * allowed-1 bit 0 (VM entry with it set → VMfail 7)"). FEAT_VMX itself (and
+ * what removes it: -msr) takes away VMX operation as a whole: CPUID.1:ECX[5]
+ * and CR4.VMXE, checked by test_every_toggle; the core stops answering the
+ * capability MSRs.
+ */
+START_TEST(test_off_means_no_vmx_capability)
+{
+    unsigned checked = 0;
+
+    for (size_t p = 0; p < model_profile_count(); p++) {
+        struct cpu_model base = parse_ok(model_profile_name(p));
+        for (size_t i = 0; i < N_FEAT_ROWS; i++) {
+            char spec[128];
+            struct cpu_model off;
+            if (!model_has(&base, feat_rows[i].id))
+                continue;
+            snprintf(spec, sizeof(spec), "%s,-%s", base.name, feat_rows[i].name);
+            off = parse_ok(spec);
+            if (!model_has(&off, FEAT_VMX))
+                continue;
+            check_vmx_off(&base, &off, feat_rows[i].id, spec);
+            check_vmx_diff(&base, &off, spec);
+            checked += vmx_row_of(feat_rows[i].id) != NULL;
+        }
+    }
+    ck_assert_uint_gt(checked, 30);
+}
+END_TEST
+
+/* Every row of the table names a feature that some profile has (no dead rows). */
+START_TEST(test_vmx_table_rows_used)
+{
+    for (size_t i = 0; i < sizeof(feat_vmx) / sizeof(feat_vmx[0]); i++) {
+        bool seen = false;
+        for (size_t p = 0; p < model_profile_count(); p++) {
+            struct cpu_model m = parse_ok(model_profile_name(p));
+            seen = seen || model_has(&m, feat_vmx[i].f);
+        }
+        ck_assert_msg(seen, "%s is in no profile", model_feature_name(feat_vmx[i].f));
+    }
+}
+END_TEST
+
 static Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
@@ -627,6 +881,11 @@ static Suite *model_suite(void)
     tcase_add_test(t, test_cr4_reserved);
     tcase_add_test(t, test_efer_reserved);
     tcase_add_test(t, test_describe);
+    suite_add_tcase(s, t);
+    t = tcase_create("vmx_capabilities");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, test_off_means_no_vmx_capability);
+    tcase_add_test(t, test_vmx_table_rows_used);
     suite_add_tcase(s, t);
     return s;
 }

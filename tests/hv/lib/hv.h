@@ -359,6 +359,40 @@ static inline uint64_t read_rflags(void)
     return f;
 }
 
+/* ---- Local APIC (xAPIC MMIO at the default base) — SDM Vol. 3A chapter 11 ---- */
+
+#define APIC_DEFAULT_BASE 0xFEE00000ull /* identity-mapped by the boot page tables */
+enum {
+    APIC_REG_ID = 0x20, APIC_REG_TPR = 0x80, APIC_REG_EOI = 0xB0, APIC_REG_SVR = 0xF0,
+    APIC_REG_ISR = 0x100, APIC_REG_IRR = 0x200, APIC_REG_ICR_LO = 0x300, APIC_REG_ICR_HI = 0x310,
+    APIC_REG_LVT_TIMER = 0x320, APIC_REG_TIMER_INITIAL = 0x380, APIC_REG_TIMER_CURRENT = 0x390,
+    APIC_REG_TIMER_DIVIDE = 0x3E0,
+};
+#define APIC_SVR_ENABLE BIT(8)
+#define APIC_LVT_MASKED BIT(16)
+/* ICR low word (§11.6.1): delivery mode, level, destination shorthand */
+#define APIC_ICR_FIXED (0u << 8)
+#define APIC_ICR_NMI (4u << 8)
+#define APIC_ICR_INIT (5u << 8)
+#define APIC_ICR_ASSERT (1u << 14)
+#define APIC_ICR_SELF (1u << 18)
+#define APIC_ICR_ALL_INCL_SELF (2u << 18)
+#define APIC_ICR_ALL_EXCL_SELF (3u << 18)
+
+static inline uint32_t apic_read(uint32_t reg) { return *(volatile uint32_t *)(uintptr_t)(APIC_DEFAULT_BASE + reg); }
+static inline void apic_write(uint32_t reg, uint32_t v) { *(volatile uint32_t *)(uintptr_t)(APIC_DEFAULT_BASE + reg) = v; }
+/* The xAPIC ID (bits 31:24 of the ID register). */
+static inline uint8_t apic_id(void) { return (uint8_t)(apic_read(APIC_REG_ID) >> 24); }
+/* IRR / ISR bit of a vector (eight 32-bit registers 16 bytes apart). */
+static inline bool apic_irr(uint8_t v) { return (apic_read(APIC_REG_IRR + (v / 32u) * 16u) >> (v % 32u)) & 1; }
+static inline bool apic_isr(uint8_t v) { return (apic_read(APIC_REG_ISR + (v / 32u) * 16u) >> (v % 32u)) & 1; }
+/* An IPI with no shorthand to a physical APIC ID (the valid way to send NMI or INIT to oneself, §11.6.1). */
+static inline void apic_ipi_to(uint8_t dest, uint32_t icr_lo)
+{
+    apic_write(APIC_REG_ICR_HI, (uint32_t)dest << 24);
+    apic_write(APIC_REG_ICR_LO, icr_lo);
+}
+
 /* ---- Library ---------------------------------------------------------------- */
 
 void *memset(void *d, int c, size_t n);
