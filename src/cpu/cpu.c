@@ -109,6 +109,8 @@ vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err,
     c->next_event = UINT64_MAX;
     r = cpu_engine_open(c, err, errlen);
     if (r == VMXSIM_OK)
+        r = tlb_init(&c->tlb, NULL);
+    if (r == VMXSIM_OK)
         r = cpu_blocks_init(c);
     if (r == VMXSIM_OK)
         r = add_hooks(c);
@@ -128,6 +130,7 @@ void cpu_destroy(struct cpu *c)
         return;
     cpu_blocks_free(c);
     cpu_engine_close(c);
+    tlb_free(c->tlb);
     free(c);
 }
 

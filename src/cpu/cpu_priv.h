@@ -10,6 +10,7 @@
 #include "cpu/cpu.h"
 #include "msr/msr.h"
 #include "paging/paging.h"
+#include "paging/tlb.h"
 #include "platform/lapic.h"
 #include "vmx/vmx.h"
 
@@ -104,6 +105,9 @@ struct cpu {
     uint64_t vmexits, vmentries;
     uint64_t stops, fills;      /* statistics: emulation stops, TLB fills */
     bool ept_on;                /* non-root with "enable EPT": translate through ept */
+    uint16_t vpid;              /* non-root with "enable VPID": the VPID, else 0 */
+    bool vpid_on;
+    struct tlb *tlb;            /* the architectural TLB (paging/tlb.h) */
     struct ept_state ept;
 
     /* Run state set by hooks, consumed by the run loop. */
@@ -172,6 +176,7 @@ unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */
 
 /* mem.c — linear and physical memory for the core. */
 void cpu_paging_state(struct cpu *c, struct paging_state *st);
+struct tlb_ctx cpu_tlb_ctx(const struct cpu *c);
 /* One translation with full checks: guest paging, and EPT when it is on. */
 enum paging_status cpu_translate(struct cpu *c, uint64_t la, unsigned acc, struct paging_result *r,
                                  struct ept_result *er, bool *er_final);

@@ -107,6 +107,8 @@ static bool write_cr0(struct cpu *c, uint64_t v, struct x86_fault *f)
                   (pg_on || ((v ^ old) & (X86_CR0_CD | X86_CR0_NW)));
     if (reload && !load_pdptes(c, v, c->cr3, c->cr4))
         return GP0(f);
+    struct tlb_ctx ctx = cpu_tlb_ctx(c);
+    tlb_mov_cr0(c->tlb, &ctx, old, v);
     c->cr0 = v;
     if (pg_on && (c->efer & X86_EFER_LME))
         c->efer |= X86_EFER_LMA;
@@ -117,6 +119,7 @@ static bool write_cr0(struct cpu *c, uint64_t v, struct x86_fault *f)
 
 static bool write_cr3(struct cpu *c, uint64_t v, struct x86_fault *f)
 {
+    uint64_t raw = v;
     if (cpu_long_mode(c)) {
         if (c->cr4 & X86_CR4_PCIDE)
             v &= ~X86_CR3_PCID_NOFLUSH; /* bit 63 selects no-flush; never stored */
@@ -127,6 +130,8 @@ static bool write_cr3(struct cpu *c, uint64_t v, struct x86_fault *f)
     }
     if (pae_paging(c->cr0, c->cr4, c->efer) && !load_pdptes(c, c->cr0, v, c->cr4))
         return GP0(f);
+    struct tlb_ctx ctx = cpu_tlb_ctx(c);
+    tlb_mov_cr3(c->tlb, &ctx, c->cr4, raw); /* bit 63 (no-flush) matters here */
     c->cr3 = v;
     return true;
 }
@@ -149,6 +154,8 @@ static bool write_cr4(struct cpu *c, uint64_t v, struct x86_fault *f)
                   (chg & (X86_CR4_PAE | X86_CR4_PGE | X86_CR4_PSE | X86_CR4_SMEP));
     if (reload && !load_pdptes(c, c->cr0, c->cr3, v))
         return GP0(f);
+    struct tlb_ctx ctx = cpu_tlb_ctx(c);
+    tlb_mov_cr4(c->tlb, &ctx, old, v);
     c->cr4 = v;
     return true;
 }

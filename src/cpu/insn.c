@@ -440,13 +440,18 @@ static bool do_lmsw(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     return cpu_write_cr(c, 0, cr0, f);
 }
 
-/* INVLPG — SDM Vol. 2A: CPL > 0 → #GP(0). */
-static bool do_invlpg(struct cpu *c, struct x86_fault *f)
+/* INVLPG — SDM Vol. 2A: CPL > 0 → #GP(0); a non-canonical address is a no-op. */
+static bool do_invlpg(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
 {
     if (cpu_cpl(c) != 0) {
         *f = FAULT(X86_GP, 0);
         return false;
     }
+    struct tlb_ctx ctx = cpu_tlb_ctx(c);
+    uint64_t la = op_mem_la(c, insn, op_first_mem(insn));
+    unsigned width = cpu_code_bits(c) != 64 ? 32 : (c->cr4 & X86_CR4_LA57) ? 57 : 48;
+    if (width == 32 || x86_is_canonical(la, width))
+        tlb_invlpg(c->tlb, &ctx, width == 32 ? (uint32_t)la : la);
     cpu_flush_tlb(c);
     return true;
 }
@@ -551,7 +556,7 @@ static bool dispatch(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     case X86_INS_OUTSD: return do_string_io(c, insn, f);
     case X86_INS_CLTS: return do_clts(c, f);
     case X86_INS_LMSW: return do_lmsw(c, insn, f);
-    case X86_INS_INVLPG: return do_invlpg(c, f);
+    case X86_INS_INVLPG: return do_invlpg(c, insn, f);
     case X86_INS_WBINVD:
     case X86_INS_INVD: return do_priv_nop(c, f);
     case X86_INS_RDPMC: return do_rdpmc(c, f);
@@ -821,6 +826,8 @@ void cpu_invpcid(struct cpu *c, const cs_insn *insn)
         cpu_raise(c, &f);
         return;
     }
+    struct tlb_ctx ctx = cpu_tlb_ctx(c);
+    tlb_invpcid(c->tlb, &ctx, (enum tlb_invpcid_type)type, (uint16_t)pcid, desc[1]);
     cpu_flush_tlb(c);
     advance(c, insn);
 }

@@ -85,14 +85,54 @@ void cpu_paging_state(struct cpu *c, struct paging_state *st)
         st->features |= PAGING_F_PSE36;
 }
 
+/* The current translation context (SDM Vol. 3C §29.4.2): VPID, PCID, EP4TA. */
+struct tlb_ctx cpu_tlb_ctx(const struct cpu *c)
+{
+    return tlb_ctx_of(c->vpid, c->cr3, c->cr4, c->ept_on, c->ept.eptp);
+}
+
+static void tlb_fill_entry(struct cpu *c, const struct tlb_ctx *ctx, uint64_t la,
+                           const struct paging_result *r, const struct ept_result *er)
+{
+    struct tlb_entry e = {.la = la, .page_size = r->page_size, .guest_page_size = r->guest_page_size,
+                          .pa = r->pa, .global = r->global, .user = r->user, .writable = r->writable,
+                          .xd = r->xd, .dirty = r->dirty, .pkey = r->pkey,
+                          .ept_allowed = c->ept_on ? er->allowed : 0};
+    if (tlb_insert(c->tlb, ctx, &e) != VMXSIM_OK)
+        return; /* a page size the TLB does not cache: simply not cached */
+}
+
+/*
+ * One translation: the architectural TLB first (SDM Vol. 3A §4.10.2), then
+ * the walk, whose result is cached. A faulting walk invalidates what it
+ * used (§4.10.4.1); an EPT violation likewise (Vol. 3C §29.4.3.4). Nothing
+ * is cached with paging off or for side-effect-free probes.
+ */
 enum paging_status cpu_translate(struct cpu *c, uint64_t la, unsigned acc, struct paging_result *r,
                                  struct ept_result *er, bool *er_final)
 {
     struct paging_state st;
+    struct tlb_ctx ctx = cpu_tlb_ctx(c);
+    bool cache = (c->cr0 & X86_CR0_PG) && !(acc & PAGING_ACC_NO_AD);
+    struct tlb_entry e;
     cpu_paging_state(c, &st);
-    if (c->ept_on)
-        return paging_walk_nested(&st, &c->ept, cpu_phys_mem(c), la, acc, r, er, er_final);
-    return paging_walk(&st, cpu_phys_mem(c), la, acc, r);
+    if (cache && tlb_lookup(c->tlb, &ctx, la, &e) && tlb_check(&e, &st, acc, &r->allowed) == TLB_GRANT) {
+        r->pa = e.pa + (la & (e.page_size - 1));
+        r->page_size = e.page_size;
+        r->global = e.global;
+        return PAGING_OK;
+    }
+    enum paging_status s = c->ept_on ? paging_walk_nested(&st, &c->ept, cpu_phys_mem(c), la, acc, r, er, er_final)
+                                     : paging_walk(&st, cpu_phys_mem(c), la, acc, r);
+    if (!cache)
+        return s;
+    if (s == PAGING_OK)
+        tlb_fill_entry(c, &ctx, la, r, er);
+    else if (s == PAGING_FAULT)
+        tlb_page_fault(c->tlb, &ctx, la);
+    else if (s == PAGING_NESTED && er->violation)
+        tlb_ept_violation(c->tlb, &ctx, er->gpa, (er->qualification & EPT_VIOLATION_GVA_IS_VALID) != 0, la);
+    return s;
 }
 
 /* Translate one page-bounded piece; on failure fill *f (or report a bad walk). */

@@ -213,7 +213,11 @@ void cpu_vmexit(struct cpu *c, struct vmx_exit *ex)
     if (c->debug)
         fprintf(c->log, "[vmexit] %s (%u) qual %#llx rip %#llx\n", vmx_exit_reason_name(ex->reason),
                 ex->reason & 0xFFFF, (unsigned long long)ex->qualification, (unsigned long long)st.rip);
+    /* SDM Vol. 3C §29.4.3.2: without VPIDs, VM exit flushes VPID 0's mappings. */
+    tlb_vm_exit(c->tlb, c->vpid_on);
     c->ept_on = false;
+    c->vpid_on = false;
+    c->vpid = 0;
     if (vmx_vmexit(&c->vmx, ex, &st, cpu_vmx_ops(c), &abort) != VMX_EXIT_OK) {
         vmx_abort(c, abort);
         return;
@@ -279,6 +283,10 @@ static void ept_entry(struct cpu *c)
     uint32_t proc = VMCS_READ32(vmcs, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ? VMCS_READ32(vmcs, SECONDARY_VM_EXEC_CONTROL) : 0;
     c->ept_on = (proc2 & SECONDARY_EXEC_ENABLE_EPT) != 0;
+    c->vpid_on = (proc2 & SECONDARY_EXEC_ENABLE_VPID) != 0;
+    c->vpid = c->vpid_on ? VMCS_READ16(vmcs, VIRTUAL_PROCESSOR_ID) : 0;
+    /* SDM Vol. 3C §29.4.3.2: without VPIDs, VM entry flushes VPID 0's mappings. */
+    tlb_vm_entry(c->tlb, c->vpid_on);
     c->ept = (struct ept_state){.eptp = VMCS_READ64(vmcs, EPT_POINTER), .caps = c->vmx.caps.ept_vpid,
                                 .maxphyaddr = c->model.maxphyaddr,
                                 .mbec = (proc2 & SECONDARY_EXEC_MODE_BASED_EPT_EXEC) != 0};
@@ -432,8 +440,13 @@ static bool write_result(struct cpu *c, const cs_insn *insn, enum vmx_insn_op op
     return true;
 }
 
+/* INVEPT / INVVPID (SDM Vol. 3C §29.4.3.1): the architectural TLB, then Unicorn's. */
 static void apply_flushes(struct cpu *c, const struct vmx_result *r)
 {
+    if (r->flush_ept)
+        tlb_invept(c->tlb, (enum tlb_invept_type)r->inv_type, r->eptp);
+    if (r->flush_vpid)
+        tlb_invvpid(c->tlb, (enum tlb_invvpid_type)r->inv_type, r->vpid, r->flush_la);
     if (r->flush_ept || r->flush_vpid)
         cpu_flush_tlb(c);
 }

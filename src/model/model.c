@@ -602,14 +602,38 @@ static void describe_cpuid_pos(const struct feature_info *fi, char *buf, size_t 
         snprintf(buf, len, "CPUID.%02XH:%s[%u]", fi->leaf, regs[fi->reg], fi->bit);
 }
 
+/*
+ * The features a spec's toggles changed against its profile, dependents
+ * included ("sapphire-rapids,-lm" also lists -la57, -pks, ...), so the
+ * profile's description line is not mistaken for what is on.
+ */
+static void describe_changes(const struct cpu_model *m, size_t profile, FILE *out)
+{
+    struct cpu_model base;
+    bool any = false;
+
+    load_profile(&base, profile);
+    for (unsigned f = 0; f < FEAT_COUNT; f++) {
+        bool on = model_has(m, (enum cpu_feature)f);
+        if (on == model_has(&base, (enum cpu_feature)f))
+            continue;
+        fprintf(out, "%s%c%s", any ? " " : "changed     ", on ? '+' : '-', features[f].name);
+        any = true;
+    }
+    if (any)
+        fprintf(out, "   (toggles and their dependents, against the profile)\n");
+}
+
 void model_describe(const struct cpu_model *m, FILE *out)
 {
     char pos[40];
     size_t p;
 
     fprintf(out, "profile     %s\n", m->name);
-    if (find_profile(m->name, &p))
+    if (find_profile(m->name, &p)) {
         fprintf(out, "            %s\n", model_profiles[p].desc);
+        describe_changes(m, p, out);
+    }
     fprintf(out, "brand       %s\n", m->brand);
     fprintf(out, "signature   family %Xh model %Xh stepping %u (CPUID.01H:EAX = %08Xh)\n", m->family,
             m->model, m->stepping, cpuid_signature(m));

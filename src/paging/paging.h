@@ -83,6 +83,13 @@ struct paging_result {
     uint64_t page_size;     /* 4 KiB, 2 MiB, 4 MiB or 1 GiB */
     uint8_t allowed;        /* PAGING_ALLOW_* for the same access context */
     bool global;            /* leaf G flag with CR4.PGE = 1 */
+    /* What a TLB entry caches (SDM Vol. 3A §4.10.2.2), when PAGING_OK: */
+    bool user;              /* AND of the U/S flags */
+    bool writable;          /* AND of the R/W flags */
+    bool xd;                /* OR of the XD flags */
+    bool dirty;             /* leaf D flag (after this access's update) */
+    uint8_t pkey;           /* leaf protection key */
+    uint64_t guest_page_size; /* the guest paging structures' page size (≥ page_size with EPT) */
     struct x86_fault fault; /* when PAGING_FAULT */
     uint64_t bad_pa;        /* when PAGING_BAD_PHYS */
 };

@@ -292,8 +292,14 @@ enum paging_status paging_walk(const struct paging_state *st, const struct pagin
             continue;
         res->pa = w.pa;
         res->page_size = w.page_size;
+        res->guest_page_size = w.page_size;
         res->global = w.global;
         res->allowed = pg_allowed(st, mode, &w.rights, &w.acc);
+        res->user = w.rights.user;
+        res->writable = w.rights.writable;
+        res->xd = w.rights.xd;
+        res->dirty = w.rights.dirty;
+        res->pkey = (uint8_t)w.rights.pkey;
         return PAGING_OK;
     }
 }

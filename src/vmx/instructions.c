@@ -219,6 +219,8 @@ static void do_invept(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx
         return vmx_fail(v, ops, r, VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
     r->flush_ept = true;
     r->flush_all = global;
+    r->inv_type = in->type;
+    r->eptp = in->desc[0];
     succeed(r);
 }
 
@@ -244,6 +246,7 @@ static void do_invvpid(struct vmx *v, const struct vmx_cpu *cpu, const struct vm
         return vmx_fail(v, ops, r, VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
     r->flush_vpid = true;
     r->flush_all = in->type == VMX_VPID_EXTENT_ALL_CONTEXT;
+    r->inv_type = in->type;
     r->vpid = (uint16_t)vpid;
     r->flush_la_valid = in->type == VMX_VPID_EXTENT_INDIVIDUAL_ADDR;
     r->flush_la = la;

@@ -164,6 +164,8 @@ struct vmx_result {
     struct x86_fault fault;   /* VMXR_FAULT */
     uint64_t value;           /* VMREAD value / VMPTRST pointer */
     bool flush_ept, flush_vpid, flush_all; /* INVEPT/INVVPID: what to invalidate */
+    uint64_t inv_type;        /* INVEPT/INVVPID type */
+    uint64_t eptp;            /* INVEPT single-context: the descriptor's EPTP */
     uint16_t vpid;            /* flush_vpid: which VPID */
     uint64_t flush_la;        /* INVVPID individual address (flush_vpid with a valid address) */
     bool flush_la_valid;

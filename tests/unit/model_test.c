@@ -594,6 +594,35 @@ START_TEST(test_describe)
         ck_assert_msg(strstr(buf, feat_rows[i].name), "%s missing", feat_rows[i].name);
     ck_assert_ptr_nonnull(strstr(buf, "[x] pku"));
     ck_assert_ptr_nonnull(strstr(buf, "[ ] pks"));
+    ck_assert_ptr_null(strstr(buf, "changed"));
+    free(buf);
+}
+END_TEST
+
+/* `vmxsim cpu show PROFILE,-x`: the toggles and what they dragged along are listed. */
+START_TEST(test_describe_changes)
+{
+    struct cpu_model m = parse_ok("sapphire-rapids,-lm,+umip");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+
+    ck_assert_ptr_nonnull(out);
+    model_describe(&m, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(buf, "changed "));
+    ck_assert_ptr_nonnull(strstr(buf, "-lm"));
+    ck_assert_ptr_nonnull(strstr(buf, "-pks"));
+    ck_assert_ptr_nonnull(strstr(buf, "-la57"));
+    ck_assert_ptr_null(strstr(buf, "+umip")); /* already on: no change */
+    ck_assert_ptr_nonnull(strstr(buf, "[ ] pks"));
+    free(buf);
+    m = parse_ok("skylake-server,+la57");
+    buf = NULL;
+    out = open_memstream(&buf, &len);
+    model_describe(&m, out);
+    fclose(out);
+    ck_assert_ptr_nonnull(strstr(buf, "changed     +la57 "));
     free(buf);
 }
 END_TEST
@@ -881,6 +910,7 @@ static Suite *model_suite(void)
     tcase_add_test(t, test_cr4_reserved);
     tcase_add_test(t, test_efer_reserved);
     tcase_add_test(t, test_describe);
+    tcase_add_test(t, test_describe_changes);
     suite_add_tcase(s, t);
     t = tcase_create("vmx_capabilities");
     tcase_set_timeout(t, 120);
