@@ -53,9 +53,12 @@ bool vmx_spec_ctrl_virtualized(const struct vmx *v, const struct vmx_ops *ops)
     return vmcs && (tertiary_controls(vmcs) & TERTIARY_EXEC_VIRT_SPEC_CTRL);
 }
 
+/* Callers check vmx_spec_ctrl_virtualized() first; without a VMCS both are no-ops. */
 uint64_t vmx_spec_ctrl_rdmsr(const struct vmx *v, const struct vmx_ops *ops)
 {
-    return VMCS_READ64(vmx_current_vmcs(v, ops), IA32_SPEC_CTRL_SHADOW);
+    const uint8_t *vmcs = vmx_current_vmcs(v, ops);
+
+    return vmcs ? VMCS_READ64(vmcs, IA32_SPEC_CTRL_SHADOW) : 0;
 }
 
 uint64_t vmx_spec_ctrl_merge(uint64_t current_real, uint64_t mask, uint64_t value)
@@ -68,6 +71,9 @@ void vmx_spec_ctrl_wrmsr(const struct vmx *v, const struct vmx_ops *ops, uint64_
 {
     uint8_t *vmcs = vmx_current_vmcs(v, ops);
 
+    *new_real = current_real;
+    if (!vmcs)
+        return;
     *new_real = vmx_spec_ctrl_merge(current_real, VMCS_READ64(vmcs, IA32_SPEC_CTRL_MASK), value);
     VMCS_WRITE64(vmcs, IA32_SPEC_CTRL_SHADOW, value);
 }

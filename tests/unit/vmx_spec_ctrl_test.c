@@ -163,6 +163,11 @@ START_TEST(test_virtualized_conditions)
     guest_on(&v, "sapphire-rapids", ON, VIRT, 0, 0);
     v.current_vmcs = VMX_NO_VMCS;
     ck_assert(!vmx_spec_ctrl_virtualized(&v, &ops));
+    /* ... and the accessors are harmless then (callers check first). */
+    uint64_t real = 0;
+    ck_assert_uint_eq(vmx_spec_ctrl_rdmsr(&v, &ops), 0);
+    vmx_spec_ctrl_wrmsr(&v, &ops, SPEC_CTRL_SSBD, SPEC_CTRL_IBRS, &real);
+    ck_assert_uint_eq(real, SPEC_CTRL_SSBD);
 }
 END_TEST
 
