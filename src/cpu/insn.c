@@ -122,10 +122,27 @@ static bool do_cpuid(struct cpu *c, struct x86_fault *f)
 }
 
 /* RDMSR / WRMSR — SDM Vol. 2B: CPL > 0, unknown index or reserved bits → #GP(0). */
+/*
+ * "Virtualize IA32_SPEC_CTRL" (SDM Vol. 3C §26.3; vmx/spec_ctrl.c): a guest
+ * RDMSR/WRMSR of 48H that the MSR bitmap let through (nonroot_exit ran
+ * first) reads/writes the shadow; WRMSR merges the mask into the real MSR.
+ * Only the instructions: MSR-load/store areas use cpu_rdmsr/cpu_wrmsr.
+ */
+static bool spec_ctrl_virtualized(struct cpu *c, uint32_t idx)
+{
+    return idx == MSR_IA32_SPEC_CTRL && c->vmx.non_root && msr_exists(&c->msrs, idx) &&
+           vmx_spec_ctrl_virtualized(&c->vmx, cpu_vmx_ops(c));
+}
+
 static bool do_rdmsr(struct cpu *c, struct x86_fault *f)
 {
+    uint32_t idx = (uint32_t)cpu_reg(c, UC_X86_REG_RCX);
     uint64_t v;
-    if (cpu_cpl(c) != 0 || !cpu_rdmsr(c, (uint32_t)cpu_reg(c, UC_X86_REG_RCX), &v)) {
+    if (cpu_cpl(c) == 0 && spec_ctrl_virtualized(c, idx)) {
+        set_edx_eax(c, vmx_spec_ctrl_rdmsr(&c->vmx, cpu_vmx_ops(c)));
+        return true;
+    }
+    if (cpu_cpl(c) != 0 || !cpu_rdmsr(c, idx, &v)) {
         *f = FAULT(X86_GP, 0);
         return false;
     }
@@ -135,8 +152,19 @@ static bool do_rdmsr(struct cpu *c, struct x86_fault *f)
 
 static bool do_wrmsr(struct cpu *c, struct x86_fault *f)
 {
+    uint32_t idx = (uint32_t)cpu_reg(c, UC_X86_REG_RCX);
     uint64_t v = (cpu_reg(c, UC_X86_REG_RDX) << 32) | (uint32_t)cpu_reg(c, UC_X86_REG_RAX);
-    if (cpu_cpl(c) != 0 || !cpu_wrmsr(c, (uint32_t)cpu_reg(c, UC_X86_REG_RCX), v)) {
+    if (cpu_cpl(c) == 0 && spec_ctrl_virtualized(c, idx)) {
+        uint64_t checked = v, real;
+        if (msr_check_write(&c->msrs, idx, &checked) != MSR_OK) {
+            *f = FAULT(X86_GP, 0);
+            return false;
+        }
+        vmx_spec_ctrl_wrmsr(&c->vmx, cpu_vmx_ops(c), msr_get_raw(&c->msrs, MSR_ID_IA32_SPEC_CTRL), v, &real);
+        msr_set_raw(&c->msrs, MSR_ID_IA32_SPEC_CTRL, real);
+        return true;
+    }
+    if (cpu_cpl(c) != 0 || !cpu_wrmsr(c, idx, v)) {
         *f = FAULT(X86_GP, 0);
         return false;
     }

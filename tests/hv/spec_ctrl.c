@@ -20,6 +20,10 @@
  *
 # ARGS: --cpu sapphire-rapids
 # EXPECT-OUT: PASS spec_ctrl_enumerated
+# EXPECT-OUT: PASS spec_ctrl_guest_reads_shadow
+# EXPECT-OUT: PASS spec_ctrl_guest_cannot_clear_masked_bits
+# EXPECT-OUT: PASS spec_ctrl_guest_cannot_set_masked_bits
+# EXPECT-OUT: PASS spec_ctrl_write_updates_shadow
 # EXPECT-OUT: PASS spec_ctrl_reserved_bit_gp_in_guest
 # EXPECT-OUT: PASS spec_ctrl_bitmap_read_exit_wins
 # EXPECT-OUT: PASS spec_ctrl_bitmap_write_exit_wins
@@ -37,10 +41,10 @@
 #include "guest.h"
 
 /* Known vmxsim bugs: the core does not call src/vmx/spec_ctrl.c yet (report of issue 5). */
-#define GUEST_READS_SHADOW "spec_ctrl_guest_reads_shadow_KNOWN_BUG"
-#define GUEST_CANNOT_CLEAR "spec_ctrl_guest_cannot_clear_masked_bits_KNOWN_BUG"
-#define GUEST_CANNOT_SET "spec_ctrl_guest_cannot_set_masked_bits_KNOWN_BUG"
-#define WRITE_UPDATES_SHADOW "spec_ctrl_write_updates_shadow_KNOWN_BUG"
+#define GUEST_READS_SHADOW "spec_ctrl_guest_reads_shadow"
+#define GUEST_CANNOT_CLEAR "spec_ctrl_guest_cannot_clear_masked_bits"
+#define GUEST_CANNOT_SET "spec_ctrl_guest_cannot_set_masked_bits"
+#define WRITE_UPDATES_SHADOW "spec_ctrl_write_updates_shadow"
 
 /* ---- Architectural numbers (SDM), not in hv.h ------------------------------------ */
 
