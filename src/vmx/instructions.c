@@ -93,12 +93,8 @@ static void do_vmxon(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_
 }
 
 /* VMXOFF — SDM Vol. 3C §31.3 "VMXOFF". */
-static void do_vmxoff(struct vmx *v, const struct vmx_cpu *cpu, struct vmx_result *r)
+static void do_vmxoff(struct vmx *v, struct vmx_result *r)
 {
-    if (common_ud(v, cpu))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     v->in_vmx = false;
     v->blocking_init = false;
     v->current_vmcs = VMX_NO_VMCS;
@@ -106,13 +102,9 @@ static void do_vmxoff(struct vmx *v, const struct vmx_cpu *cpu, struct vmx_resul
 }
 
 /* VMCLEAR — SDM Vol. 3C §31.3 "VMCLEAR". */
-static void do_vmclear(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_insn *in,
+static void do_vmclear(struct vmx *v, const struct vmx_insn *in,
                        const struct vmx_ops *ops, struct vmx_result *r)
 {
-    if (common_ud(v, cpu))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     uint8_t *region = bad_pa(v, in->ptr) ? NULL : ops->ptr(ops->ctx, in->ptr, 4096);
     if (!region)
         return vmx_fail(v, ops, r, VMXERR_VMCLEAR_INVALID_ADDRESS);
@@ -125,13 +117,9 @@ static void do_vmclear(struct vmx *v, const struct vmx_cpu *cpu, const struct vm
 }
 
 /* VMPTRLD — SDM Vol. 3C §31.3 "VMPTRLD". */
-static void do_vmptrld(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_insn *in,
+static void do_vmptrld(struct vmx *v, const struct vmx_insn *in,
                        const struct vmx_ops *ops, struct vmx_result *r)
 {
-    if (common_ud(v, cpu))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     uint8_t *region = bad_pa(v, in->ptr) ? NULL : ops->ptr(ops->ctx, in->ptr, 4096);
     if (!region)
         return vmx_fail(v, ops, r, VMXERR_VMPTRLD_INVALID_ADDRESS);
@@ -147,12 +135,8 @@ static void do_vmptrld(struct vmx *v, const struct vmx_cpu *cpu, const struct vm
 }
 
 /* VMPTRST — SDM Vol. 3C §31.3 "VMPTRST". */
-static void do_vmptrst(struct vmx *v, const struct vmx_cpu *cpu, struct vmx_result *r)
+static void do_vmptrst(struct vmx *v, struct vmx_result *r)
 {
-    if (common_ud(v, cpu))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     r->value = v->current_vmcs;
     succeed(r);
 }
@@ -161,10 +145,6 @@ static void do_vmptrst(struct vmx *v, const struct vmx_cpu *cpu, struct vmx_resu
 static void do_vmread(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_insn *in,
                       const struct vmx_ops *ops, struct vmx_result *r)
 {
-    if (common_ud(v, cpu))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     uint8_t *vmcs = vmx_current_vmcs(v, ops);
     if (!vmcs) {
         r->kind = VMXR_FAIL_INVALID;
@@ -182,10 +162,6 @@ static void do_vmread(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx
 static void do_vmwrite(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_insn *in,
                        const struct vmx_ops *ops, struct vmx_result *r)
 {
-    if (common_ud(v, cpu))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     uint8_t *vmcs = vmx_current_vmcs(v, ops);
     if (!vmcs) {
         r->kind = VMXR_FAIL_INVALID;
@@ -203,14 +179,10 @@ static void do_vmwrite(struct vmx *v, const struct vmx_cpu *cpu, const struct vm
 }
 
 /* INVEPT — SDM Vol. 3C §31.3 "INVEPT". */
-static void do_invept(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_insn *in,
+static void do_invept(struct vmx *v, const struct vmx_insn *in,
                       const struct vmx_ops *ops, struct vmx_result *r)
 {
     uint64_t caps = v->caps.ept_vpid;
-    if (common_ud(v, cpu) || !(caps & VMX_EPT_INVEPT_BIT))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     bool single = in->type == VMX_EPT_EXTENT_CONTEXT && (caps & VMX_EPT_EXTENT_CONTEXT_BIT);
     bool global = in->type == VMX_EPT_EXTENT_GLOBAL && (caps & VMX_EPT_EXTENT_GLOBAL_BIT);
     if (!single && !global)
@@ -229,10 +201,6 @@ static void do_invvpid(struct vmx *v, const struct vmx_cpu *cpu, const struct vm
                        const struct vmx_ops *ops, struct vmx_result *r)
 {
     uint64_t caps = v->caps.ept_vpid;
-    if (common_ud(v, cpu) || !(caps & VMX_VPID_INVVPID_BIT))
-        return fault(r, X86_UD);
-    if (cpu->cpl > 0)
-        return fault(r, X86_GP);
     static const uint64_t type_bit[4] = {
         VMX_VPID_EXTENT_INDIVIDUAL_ADDR_BIT, VMX_VPID_EXTENT_SINGLE_CONTEXT_BIT,
         VMX_VPID_EXTENT_GLOBAL_CONTEXT_BIT, VMX_VPID_EXTENT_SINGLE_NON_GLOBAL_BIT};
@@ -267,27 +235,49 @@ static void do_vmcall(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx
     vmx_fail(v, ops, r, VMXERR_VMCALL_IN_VMX_ROOT_OPERATION);
 }
 
+/*
+ * The checks every VMX instruction but VMXON, VMCALL and VMFUNC begins with
+ * (SDM Vol. 3C ch. 31): #UD outside VMX operation, in virtual-8086 or
+ * compatibility mode, or when the processor lacks the instruction
+ * (INVEPT/INVVPID per IA32_VMX_EPT_VPID_CAP); then #GP(0) at CPL > 0.
+ */
+static bool root_prologue(const struct vmx *v, const struct vmx_cpu *cpu, enum vmx_insn_op op,
+                          struct vmx_result *r)
+{
+    if (op == VMXI_VMXON || op == VMXI_VMCALL || op == VMXI_VMFUNC)
+        return true;
+    bool absent = (op == VMXI_INVEPT && !(v->caps.ept_vpid & VMX_EPT_INVEPT_BIT)) ||
+                  (op == VMXI_INVVPID && !(v->caps.ept_vpid & VMX_VPID_INVVPID_BIT));
+    if (common_ud(v, cpu) || absent) {
+        fault(r, X86_UD);
+        return false;
+    }
+    if (cpu->cpl > 0) {
+        fault(r, X86_GP);
+        return false;
+    }
+    return true;
+}
+
 void vmx_execute(struct vmx *v, const struct vmx_cpu *cpu, const struct vmx_insn *in,
                  struct x86_state *st, const struct vmx_ops *ops, struct vmx_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (!root_prologue(v, cpu, in->op, r))
+        return;
     switch (in->op) {
     case VMXI_VMXON: do_vmxon(v, cpu, in, ops, r); break;
-    case VMXI_VMXOFF: do_vmxoff(v, cpu, r); break;
-    case VMXI_VMCLEAR: do_vmclear(v, cpu, in, ops, r); break;
-    case VMXI_VMPTRLD: do_vmptrld(v, cpu, in, ops, r); break;
-    case VMXI_VMPTRST: do_vmptrst(v, cpu, r); break;
+    case VMXI_VMXOFF: do_vmxoff(v, r); break;
+    case VMXI_VMCLEAR: do_vmclear(v, in, ops, r); break;
+    case VMXI_VMPTRLD: do_vmptrld(v, in, ops, r); break;
+    case VMXI_VMPTRST: do_vmptrst(v, r); break;
     case VMXI_VMREAD: do_vmread(v, cpu, in, ops, r); break;
     case VMXI_VMWRITE: do_vmwrite(v, cpu, in, ops, r); break;
     case VMXI_VMLAUNCH:
     case VMXI_VMRESUME:
-        if (common_ud(v, cpu))
-            return fault(r, X86_UD);
-        if (cpu->cpl > 0)
-            return fault(r, X86_GP);
         vmx_vmentry(v, cpu, in->op == VMXI_VMLAUNCH, st, ops, r);
         break;
-    case VMXI_INVEPT: do_invept(v, cpu, in, ops, r); break;
+    case VMXI_INVEPT: do_invept(v, in, ops, r); break;
     case VMXI_INVVPID: do_invvpid(v, cpu, in, ops, r); break;
     case VMXI_VMCALL: do_vmcall(v, cpu, ops, r); break;
     case VMXI_VMFUNC: fault(r, X86_UD); break; /* #UD outside non-root operation */
