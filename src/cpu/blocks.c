@@ -201,6 +201,9 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
     }
     if (__builtin_expect(c->insns >= c->insn_limit || c->cycles >= c->next_event, 0)) {
         c->cur_block = NULL;
+        /* A chained block does not sync RIP before its hook: remember where we are. */
+        c->block_stop_addr = addr;
+        c->block_stop = true;
         if (c->insns >= c->insn_limit) {
             cpu_request_stop(c, VMXSIM_STOP_INSN_LIMIT, 0, "instruction limit reached");
         } else {

@@ -436,11 +436,22 @@ static void step(struct cpu *c)
 {
     uint64_t rip = cpu_reg(c, UC_X86_REG_RIP), insns0 = c->insns;
     bool mtf = c->vmx.non_root && cpu_vmx_mtf(c);
+    /* Unicorn applies its instruction count only to blocks translated with it. */
+    if (mtf && !c->mtf_stepping)
+        uc_ctl_flush_tb(c->uc);
+    c->mtf_stepping = mtf;
     c->cause = CAUSE_NONE;
+    c->block_stop = false;
     c->ctx_valid = false;
     c->stops++;
     uc_err e = uc_emu_start(c->uc, rip, NO_STOP_ADDR, 0, mtf ? 1 : 0);
     c->ctx_valid = false;
+    if (c->block_stop) { /* stopped by the block hook: RIP is the block's start */
+        struct x86_seg_state cs;
+        cpu_get_seg(c, X86_SEG_CS, &cs);
+        cpu_set_reg(c, UC_X86_REG_RIP, c->block_stop_addr - cs.base);
+        c->block_stop = false;
+    }
     if (c->stop != VMXSIM_STOP_NONE)
         return;
     rip = cpu_reg(c, UC_X86_REG_RIP);
@@ -488,7 +499,8 @@ static void step(struct cpu *c)
         c->ac_mode = ac;
         cpu_blocks_retag(c);
     }
-    if (c->stop == VMXSIM_STOP_NONE)
+    /* Not while an instruction waits to run natively (IRET): events come after it. */
+    if (c->stop == VMXSIM_STOP_NONE && !c->native_once)
         (void)cpu_events_check(c);
 }
 

@@ -89,7 +89,13 @@ struct cpu {
     uint64_t pdpte[4];
     uint32_t pkru;
     uint32_t activity;          /* enum vmx_activity (HLT, shutdown, ...) */
-    uint32_t interruptibility;  /* GUEST_INTR_STATE_* blocking */
+    uint32_t interruptibility;  /* GUEST_INTR_STATE_* blocking other than STI/MOV SS/NMI */
+    bool nmi_blocked;           /* blocking by NMI (physical), until IRET (SDM Vol. 3A §6.7.1) */
+    bool vnmi_blocked;          /* virtual-NMI blocking of the current guest (Vol. 3C §26.7.1) */
+    bool vnmi_on, nmi_exiting;  /* the current guest's "virtual NMIs" / "NMI exiting" */
+    uint64_t block_stop_addr;   /* linear address of the block a block-hook stop happened at */
+    bool block_stop;            /* RIP must be taken from block_stop_addr (Unicorn did not sync it) */
+    bool mtf_stepping;          /* translated blocks were flushed for MTF single-stepping */
     uint64_t pending_dbg;
 
     /* The local APIC (part of the processor) and pending-event bookkeeping. */
@@ -170,6 +176,7 @@ void cpu_ctx_dirty(struct cpu *c);
 bool cpu_movss_blocking(struct cpu *c);
 bool cpu_inhibited(struct cpu *c); /* STI or MOV SS blocking in effect */
 void cpu_clear_inhibit(struct cpu *c);
+void cpu_set_inhibit(struct cpu *c);
 unsigned cpu_cpl(struct cpu *c);
 bool cpu_long_mode(const struct cpu *c);
 unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */

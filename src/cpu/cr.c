@@ -184,6 +184,7 @@ bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f)
         if (val & ~0xFull)
             return GP0(f);
         c->cr8 = val;
+        c->apic.tpr = (uint32_t)val << 4; /* CR8 is TPR[7:4] (SDM Vol. 3A §11.8.6.1) */
         cpu_set_reg(c, UC_X86_REG_CR8, val);
         return true;
     case 2:
@@ -212,7 +213,7 @@ uint64_t cpu_read_cr(struct cpu *c, int cr)
     case 4:
         return c->cr4;
     case 8:
-        return c->cr8;
+        return (c->apic.tpr >> 4) & 0xF;
     default:
         return 0;
     }

@@ -393,3 +393,14 @@ void cpu_clear_inhibit(struct cpu *c)
     memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
     uc_context_restore(c->uc, c->ctx);
 }
+
+/* Blocking by STI or MOV SS loaded by VM entry (SDM Vol. 3C §27.7.1): QEMU's inhibit flag. */
+void cpu_set_inhibit(struct cpu *c)
+{
+    uint32_t hf;
+    ctx_fresh(c);
+    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
+    hf |= HF_INHIBIT_IRQ_MASK;
+    memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
+    uc_context_restore(c->uc, c->ctx);
+}

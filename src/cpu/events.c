@@ -64,22 +64,17 @@ static bool external_interrupt(struct cpu *c, bool can_deliver)
  */
 static bool nmi(struct cpu *c)
 {
-    if (!c->apic.nmi_pending)
-        return false;
-    bool exiting = nonroot_ctl(c, PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_NMI_EXITING);
-    bool virt = nonroot_ctl(c, PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_VIRTUAL_NMIS);
-    if ((c->interruptibility & GUEST_INTR_STATE_NMI) && !(exiting && virt))
+    if (!c->apic.nmi_pending || c->nmi_blocked)
         return false;
     c->apic.nmi_pending = false;
-    if (exiting) {
+    c->nmi_blocked = true;
+    if (c->vmx.non_root && c->nmi_exiting) {
         exit_simple(c, EXIT_REASON_EXCEPTION_NMI,
                     X86_NMI | INTR_TYPE_NMI_INTR << INTR_INFO_INTR_TYPE_SHIFT | (uint32_t)INTR_INFO_VALID_MASK);
-        c->interruptibility |= GUEST_INTR_STATE_NMI;
         return true;
     }
     c->activity = GUEST_ACTIVITY_ACTIVE;
     cpu_deliver(c, X86_NMI, EV_NMI, false, 0, cpu_reg(c, UC_X86_REG_RIP));
-    c->interruptibility |= GUEST_INTR_STATE_NMI;
     return true;
 }
 
@@ -146,7 +141,7 @@ bool cpu_events_check(struct cpu *c)
                 c->events_poll = true;
             }
         } else if (nonroot_ctl(c, CPU_BASED_VM_EXEC_CONTROL, CPU_BASED_NMI_WINDOW_EXITING) &&
-                   !(c->interruptibility & GUEST_INTR_STATE_NMI)) {
+                   !(c->vnmi_on ? c->vnmi_blocked : c->nmi_blocked)) {
             exit_simple(c, EXIT_REASON_NMI_WINDOW, 0); /* SDM Vol. 3C §26.7.6 */
             taken = true;
         } else if (lapic_pending_vector(&c->apic) >= 0) {

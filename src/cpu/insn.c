@@ -550,10 +550,12 @@ static bool do_monitor_mwait(struct cpu *c, const cs_insn *insn, struct x86_faul
  */
 static bool do_iret(struct cpu *c)
 {
-    c->interruptibility &= ~(uint32_t)GUEST_INTR_STATE_NMI;
+    if (c->vmx.non_root && c->vnmi_on)
+        c->vnmi_blocked = false;  /* the guest's IRET ends virtual-NMI blocking only */
+    else if (!(c->vmx.non_root && c->nmi_exiting))
+        c->nmi_blocked = false;   /* with NMI exiting, blocking lasts while in the guest */
     c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
-    if (c->apic.nmi_pending)
-        c->next_event = c->cycles + 1; /* a held-back NMI may now be taken */
+    c->next_event = c->cycles + 1; /* a held NMI or an NMI window may open after it */
     return true;
 }
 

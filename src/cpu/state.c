@@ -52,6 +52,10 @@ void cpu_save_state(struct cpu *c, struct x86_state *st)
     st->interruptibility = c->interruptibility & ~(uint32_t)(GUEST_INTR_STATE_STI | GUEST_INTR_STATE_MOV_SS);
     if (cpu_inhibited(c))
         st->interruptibility |= cpu_movss_blocking(c) ? GUEST_INTR_STATE_MOV_SS : GUEST_INTR_STATE_STI;
+    /* Bit 3: virtual-NMI blocking with "virtual NMIs", else blocking by NMI (Table 25-3). */
+    st->interruptibility &= ~(uint32_t)GUEST_INTR_STATE_NMI;
+    if (c->vmx.non_root ? (c->vnmi_on ? c->vnmi_blocked : c->nmi_blocked) : c->nmi_blocked)
+        st->interruptibility |= GUEST_INTR_STATE_NMI;
     st->pending_dbg = c->pending_dbg;
 }
 
@@ -98,7 +102,9 @@ void cpu_load_state(struct cpu *c, const struct x86_state *st)
     uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
     cpu_ctx_dirty(c);
     c->activity = st->activity;
-    c->interruptibility = st->interruptibility;
+    /* NMI blocking is not part of a state load: VM entry and exit apply their own rules. */
+    c->interruptibility = st->interruptibility & ~(uint32_t)(GUEST_INTR_STATE_NMI | GUEST_INTR_STATE_STI |
+                                                              GUEST_INTR_STATE_MOV_SS);
     c->pending_dbg = st->pending_dbg;
     cpu_set_reg(c, UC_X86_REG_RIP, st->rip);
     cpu_flush_tlb(c);

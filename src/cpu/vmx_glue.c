@@ -189,7 +189,7 @@ static void preemption_timer_entry(struct cpu *c)
     unsigned rate = (unsigned)(c->vmx.caps.misc & VMX_MISC_PREEMPTION_TIMER_RATE_MASK);
     c->vmx.preempt_deadline = 0;
     if (VMCS_READ32(vmcs, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_VMX_PREEMPTION_TIMER)
-        c->vmx.preempt_deadline = c->cycles + ((uint64_t)VMCS_READ32(vmcs, VMX_PREEMPTION_TIMER_VALUE) << rate) + 1;
+        c->vmx.preempt_deadline = c->cycles + ((uint64_t)VMCS_READ32(vmcs, VMX_PREEMPTION_TIMER_VALUE) << rate);
 }
 
 static void preemption_timer_exit(struct cpu *c)
@@ -282,6 +282,9 @@ static void ept_entry(struct cpu *c)
     uint8_t *vmcs = vmx_current_vmcs(&c->vmx, cpu_vmx_ops(c));
     uint32_t proc = VMCS_READ32(vmcs, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ? VMCS_READ32(vmcs, SECONDARY_VM_EXEC_CONTROL) : 0;
+    uint32_t pin = VMCS_READ32(vmcs, PIN_BASED_VM_EXEC_CONTROL);
+    c->nmi_exiting = (pin & PIN_BASED_NMI_EXITING) != 0;
+    c->vnmi_on = (pin & PIN_BASED_VIRTUAL_NMIS) != 0;
     c->ept_on = (proc2 & SECONDARY_EXEC_ENABLE_EPT) != 0;
     c->vpid_on = (proc2 & SECONDARY_EXEC_ENABLE_VPID) != 0;
     c->vpid = c->vpid_on ? VMCS_READ16(vmcs, VIRTUAL_PROCESSOR_ID) : 0;
@@ -312,7 +315,10 @@ static void inject_event(struct cpu *c)
         break;
     case INTR_TYPE_NMI_INTR:
         cpu_inject(c, vector, EV_NMI, false, 0, rip);
-        c->interruptibility |= GUEST_INTR_STATE_NMI; /* (virtual-)NMI blocking, SDM §27.6.1.2 */
+        if (c->vnmi_on) /* SDM §27.6.1.2: injecting an NMI blocks (virtual) NMIs */
+            c->vnmi_blocked = true;
+        else
+            c->nmi_blocked = true;
         break;
     case INTR_TYPE_EXT_INTR:
         cpu_inject(c, vector, EV_EXT_INT, false, 0, rip);
@@ -451,17 +457,38 @@ static void apply_flushes(struct cpu *c, const struct vmx_result *r)
         cpu_flush_tlb(c);
 }
 
+/*
+ * After guest state is loaded (SDM Vol. 3C §27.7): non-register state —
+ * NMI blocking (virtual with "virtual NMIs", §27.7.1), STI/MOV-SS blocking,
+ * the activity state (§27.7.2) — then event injection (§27.6) and a pending
+ * MTF VM exit (§26.5.2: after an injected event, before its handler runs).
+ */
 static void vmentry_done(struct cpu *c, const struct x86_state *st)
 {
     ept_entry(c);
     cpu_load_state(c, st);
     c->vmentries++;
+    if (c->vnmi_on)
+        c->vnmi_blocked = (st->interruptibility & GUEST_INTR_STATE_NMI) != 0;
+    else
+        c->nmi_blocked = (st->interruptibility & GUEST_INTR_STATE_NMI) != 0;
+    if (st->interruptibility & (GUEST_INTR_STATE_STI | GUEST_INTR_STATE_MOV_SS))
+        cpu_set_inhibit(c);
     preemption_timer_entry(c);
     cpu_events_schedule(c);
     if (c->debug)
         fprintf(c->log, "[vmentry] guest rip %#llx\n", (unsigned long long)st->rip);
-    if (c->vmx.inject_pending)
+    bool injected = c->vmx.inject_pending;
+    if (injected)
         inject_event(c);
+    if (c->vmx.non_root && (c->vmx.mtf_pending || (injected && cpu_vmx_mtf(c)))) {
+        struct vmx_exit ex = {.reason = EXIT_REASON_MONITOR_TRAP_FLAG};
+        c->vmx.mtf_pending = false;
+        cpu_vmexit(c, &ex);
+        return;
+    }
+    if (c->vmx.non_root && c->activity == GUEST_ACTIVITY_HLT && !cpu_events_wait(c))
+        cpu_request_stop(c, VMXSIM_STOP_HALT, 0, "guest entered in HLT state with no event to wake it");
 }
 
 static void report_entry_failure(struct cpu *c, const struct vmx_result *r)

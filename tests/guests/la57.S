@@ -7,7 +7,7 @@
 # FORMAT: elf32
 # ARGS: --cpu sapphire-rapids
 # EXPECT-OUT: la57 long mode
-# EXPECT-OUT: cr4.la57 1
+# EXPECT-OUT: cr4.la57 0000000000000001
 # EXPECT-OUT: high va read 5757575757575757
 # EXPECT-OUT: EXC 000000000000000d ERR 0000000000000000
 # EXPECT-OUT: non-canonical 57-bit address: #GP
