@@ -129,6 +129,20 @@ static _Noreturn void finish(void)
     bool ok = true;
 
     guest_console_flush();
+    if (cfg.touch) {
+        volatile uint64_t *first = phys_to_virt(TOUCH_GPA);
+        volatile uint64_t *last = phys_to_virt(TOUCH_GPA + (cfg.touch_n - 1) * PAGE_SIZE);
+        uint64_t touches = cfg.touch_n * cfg.touch_rounds;
+
+        printf("touch: %lu pages x %lu rounds = %lu page touches, %lu exits\n", cfg.touch_n,
+               cfg.touch_rounds, touches, exit_count);
+        printf("touch: %lu TSC cycles per touch (%lu in total)\n", cycles / touches, cycles);
+        ok = *first == cfg.touch_rounds && *last == cfg.touch_rounds;
+        if (!ok)
+            printf("[minivisor] CHECK FAILED: first/last page counted %lu/%lu, want %lu\n", *first, *last,
+                   cfg.touch_rounds);
+        sim_exit(ok ? EXIT_OK : EXIT_UNEXPECTED);
+    }
     if (cfg.bench) {
         uint64_t n = exits_by_reason[EXIT_REASON_CPUID];
 
@@ -270,7 +284,7 @@ void handle_exit(struct regs *r)
     exit_count++;
     if (reason <= EXIT_REASON_MAX)
         exits_by_reason[reason]++;
-    if (!cfg.bench)
+    if (!cfg.bench && !cfg.touch)
         printf("[minivisor] exit %lu %s rip=0x%lx qual=0x%lx\n", exit_count,
                exit_reason_name(reason), rip, qual);
 

@@ -11,6 +11,7 @@
  *   VMCALL         always exits: hypercall 1 with an argument in RBX
  *   write 0x20000000  EPT violation: the hole is mapped, the write redone
  *   HLT            "HLT exiting" -> the minivisor prints its summary
+ * (bench mode: CPUID N times; touch mode: N pages touched R times, no exits.)
  */
 #include "minivisor.h"
 
@@ -47,13 +48,38 @@ static inline void guest_hlt(void)
     __asm__ volatile("hlt" : : : "memory");
 }
 
-void guest_main(uint64_t bench_n, uint64_t bench)
+/*
+ * Touch mode: ADD 1 to the first quadword of each of n consecutive 4 KiB
+ * pages (a read and a write), rounds times. The same four instructions per
+ * page as bench/pagetouch.S, which runs the loop without VMX.
+ */
+static void guest_touch(uint64_t n, uint64_t rounds)
+{
+    __asm__ volatile("1: mov %[base], %%rsi\n\t"
+                     "mov %[n], %%rcx\n\t"
+                     "2: addq $1, (%%rsi)\n\t"
+                     "add $4096, %%rsi\n\t"
+                     "dec %%rcx\n\t"
+                     "jnz 2b\n\t"
+                     "dec %[r]\n\t"
+                     "jnz 1b"
+                     : [r] "+r"(rounds)
+                     : [base] "r"(TOUCH_GPA), [n] "r"(n)
+                     : "rcx", "rsi", "memory", "cc");
+}
+
+void guest_main(uint64_t n, uint64_t mode, uint64_t rounds)
 {
     uint32_t a, b, c, d;
 
-    if (bench) {
-        for (uint64_t i = 0; i < bench_n; i++)
+    if (mode == GUEST_MODE_CPUID_BENCH) {
+        for (uint64_t i = 0; i < n; i++)
             guest_cpuid(0, &a, &b, &c, &d);
+        guest_hlt();
+        return;
+    }
+    if (mode == GUEST_MODE_TOUCH) {
+        guest_touch(n, rounds);
         guest_hlt();
         return;
     }

@@ -185,7 +185,7 @@ static bool parse_u64(const char *s, uint64_t *out)
 _Noreturn void main(uint64_t mem_size, const struct boot_info *bi);
 _Noreturn void main(uint64_t mem_size, const struct boot_info *bi)
 {
-    const char *bench;
+    const char *bench, *touch, *rounds;
 
     cfg.mem_size = mem_size;
     cfg.cmdline = "";
@@ -204,9 +204,24 @@ _Noreturn void main(uint64_t mem_size, const struct boot_info *bi)
             fail(EXIT_SETUP_FAILED, "bad bench=%s (want a decimal count)", bench);
         cfg.bench = true;
     }
+    touch = cmdline_value(cfg.cmdline, "touch");
+    rounds = cmdline_value(cfg.cmdline, "touch_rounds");
+    cfg.touch_rounds = TOUCH_ROUNDS_DEFAULT;
+    if (touch) {
+        if (cfg.bench)
+            fail(EXIT_SETUP_FAILED, "bench= and touch= exclude each other");
+        if (!parse_u64(touch, &cfg.touch_n) || cfg.touch_n == 0)
+            fail(EXIT_SETUP_FAILED, "bad touch=%s (want a decimal page count > 0)", touch);
+        if (rounds && (!parse_u64(rounds, &cfg.touch_rounds) || cfg.touch_rounds == 0))
+            fail(EXIT_SETUP_FAILED, "bad touch_rounds=%s (want a decimal count > 0)", rounds);
+        cfg.touch = true;
+    }
 
     vmx_init();
     if (cfg.bench)
         printf("[minivisor] bench mode: the guest executes CPUID %lu times\n", cfg.bench_n);
+    if (cfg.touch)
+        printf("[minivisor] touch mode: the guest reads and writes %lu pages at 0x%lx, %lu rounds\n",
+               cfg.touch_n, TOUCH_GPA, cfg.touch_rounds);
     vmx_run_guest();
 }

@@ -53,6 +53,9 @@ struct config {
     const char *cmdline; /* never NULL */
     bool bench;          /* "bench=N" on the command line */
     uint64_t bench_n;
+    bool touch;          /* "touch=N": the guest touches N 4-KiB pages ... */
+    uint64_t touch_n;
+    uint64_t touch_rounds; /* ... R times ("touch_rounds=R", default TOUCH_ROUNDS_DEFAULT) */
 };
 extern struct config cfg;
 
@@ -110,7 +113,13 @@ extern char guest_start[];                          /* GUEST_RIP */
 extern const uint64_t exception_stubs[32];
 
 /* guest.c — runs in VMX non-root operation */
-void guest_main(uint64_t bench_n, uint64_t bench);
+void guest_main(uint64_t n, uint64_t mode, uint64_t rounds);
+#define GUEST_MODE_DEMO 0
+#define GUEST_MODE_CPUID_BENCH 1 /* n CPUIDs */
+#define GUEST_MODE_TOUCH 2       /* n pages at TOUCH_GPA, rounds times */
+/* Touch mode: guest-linear = guest-physical region mapped with 4 KiB pages in both the guest's page tables and EPT. */
+#define TOUCH_GPA UINT64_C(0x4000000)
+#define TOUCH_ROUNDS_DEFAULT 50
 #define GUEST_HYPERCALL_HELLO 1
 #define GUEST_HYPERCALL_ARG UINT64_C(0x1234abcd)
 #define GUEST_EPT_MAGIC UINT64_C(0x5ca1ab1e600dcafe)

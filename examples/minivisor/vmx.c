@@ -332,6 +332,40 @@ static void setup_ept(void)
 }
 
 /*
+ * Touch mode: map the touched region with 4 KiB pages in the guest's page
+ * tables and in EPT, so that a translation is a full 4-level guest walk
+ * whose every step (and the final address) is a 4-level EPT walk ("4x4").
+ * The region is identity-mapped in both, like the rest of 0-1 GiB.
+ */
+static void setup_touch_region(void)
+{
+    uint64_t end = TOUCH_GPA + cfg.touch_n * PAGE_SIZE;
+    uint64_t limit = cfg.mem_size < vm.hole_gpa ? cfg.mem_size : vm.hole_gpa;
+    volatile uint64_t *first = phys_to_virt(TOUCH_GPA);
+    volatile uint64_t *last = phys_to_virt(end - PAGE_SIZE);
+
+    if (limit <= TOUCH_GPA || cfg.touch_n > (limit - TOUCH_GPA) / PAGE_SIZE)
+        fail(EXIT_SETUP_FAILED, "touch=%lu: 0x%lx + %lu pages goes past 0x%lx (RAM or the EPT hole)",
+             cfg.touch_n, TOUCH_GPA, cfg.touch_n, limit);
+    for (uint64_t gpa = TOUCH_GPA & ~(SIZE_2M - 1); gpa < end; gpa += SIZE_2M) {
+        uint64_t *gpt = alloc_pages(PAGE_SIZE, PAGE_SIZE);
+        uint64_t *ept = alloc_pages(PAGE_SIZE, PAGE_SIZE);
+
+        for (uint64_t i = 0; i < 512; i++) {
+            gpt[i] = (gpa + i * PAGE_SIZE) | PTE_P | PTE_RW;
+            ept[i] = ept_leaf(gpa + i * PAGE_SIZE);
+        }
+        vm_pages.guest_pd[gpa / SIZE_2M] = virt_to_phys(gpt) | PTE_P | PTE_RW;
+        vm_pages.ept_pd[gpa / SIZE_2M] = virt_to_phys(ept) | VMX_EPT_RWX_MASK;
+    }
+    /* The pages the exit handler checks start at 0 (the others are only counted up). */
+    *first = 0;
+    *last = 0;
+    printf("[minivisor] touch region: gpa 0x%lx-0x%lx, 4 KiB pages in the guest page tables and in EPT\n",
+           TOUCH_GPA, end - 1);
+}
+
+/*
  * Invalidate the guest-physical and combined mappings derived from our EPT
  * (SDM Vol. 2B INVEPT): single-context if the CPU has it, else all-context.
  */
@@ -609,6 +643,8 @@ void vmx_init(void)
     setup_control_fields();
     setup_host_state();
     setup_guest_state();
+    if (cfg.touch)
+        setup_touch_region();
     printf("[minivisor] VMCS 0x%lx ready%s; guest rip 0x%lx rsp 0x%lx cr3 0x%lx\n", vmcs_pa,
            (vm.proc2 & SECONDARY_EXEC_ENABLE_VPID) ? ", VPID 1" : "", vmcs_read(GUEST_RIP),
            vmcs_read(GUEST_RSP), vmcs_read(GUEST_CR3));
@@ -619,9 +655,10 @@ _Noreturn void vmx_run_guest(void)
     struct regs guest = { 0 };
 
     /* The VMCS has no GPRs besides RSP: the guest's arguments go in through vmx_launch. */
-    guest.rdi = cfg.bench_n;
-    guest.rsi = cfg.bench;
-    if (!cfg.bench)
+    guest.rdi = cfg.touch ? cfg.touch_n : cfg.bench_n;
+    guest.rsi = cfg.touch ? GUEST_MODE_TOUCH : cfg.bench ? GUEST_MODE_CPUID_BENCH : GUEST_MODE_DEMO;
+    guest.rdx = cfg.touch_rounds;
+    if (!cfg.bench && !cfg.touch)
         printf("[minivisor] VMLAUNCH\n");
     tsc_at_launch = rdtsc();
     vmx_launch(&guest);

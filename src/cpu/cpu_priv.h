@@ -96,6 +96,9 @@ struct cpu {
     uint64_t block_stop_addr;   /* linear address of the block a block-hook stop happened at */
     bool block_stop;            /* RIP must be taken from block_stop_addr (Unicorn did not sync it) */
     bool mtf_stepping;          /* translated blocks were flushed for MTF single-stepping */
+    /* The event being delivered (for an EPT exit during its delivery, SDM Vol. 3C §28.2.4). */
+    bool delivering;
+    uint32_t deliver_info, deliver_error, deliver_len;
     uint64_t pending_dbg;
 
     /* The local APIC (part of the processor) and pending-event bookkeeping. */

@@ -330,7 +330,14 @@ static void deliver_event(struct cpu *c, struct event ev, bool injected)
         /* SDM Vol. 3C §27.6.1.2: an injected event never causes a VM exit directly. */
         if (!(injected && depth == 0) && exception_exits(c, &ev, nested ? &outer : NULL))
             return;
-        if (deliver_once(c, &ev, &f)) {
+        c->delivering = true;
+        c->deliver_info = vectoring_info(&ev);
+        c->deliver_error = ev.error_code;
+        c->deliver_len = (ev.kind == EV_SW_INT || ev.kind == EV_SW_EXCEPTION)
+                             ? (uint32_t)(ev.rip - cpu_reg(c, UC_X86_REG_RIP)) : 0;
+        bool ok = deliver_once(c, &ev, &f);
+        c->delivering = false;
+        if (ok) {
             c->exceptions_delivered++;
             cpu_flush_tlb(c);
             return;

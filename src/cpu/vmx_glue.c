@@ -263,8 +263,14 @@ bool cpu_vmx_intercept(struct cpu *c, const struct vmx_event *ev, const cs_insn 
  */
 void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64_t la)
 {
-    struct vmx_exit ex = {.guest_physical = er->gpa};
-    (void)final;
+    /* §28.2.1: the guest-physical address of the byte accessed. The fill hook only
+     * learns the page; for the final translation the byte offset is la's. */
+    struct vmx_exit ex = {.guest_physical = final ? (er->gpa & ~0xFFFull) | (la & 0xFFF) : er->gpa};
+    if (c->delivering) { /* §28.2.4: the exit happened while delivering an event */
+        ex.idt_vectoring_info = c->deliver_info;
+        ex.idt_vectoring_error = c->deliver_error;
+        ex.insn_len = c->deliver_len;
+    }
     if (er->misconfig) {
         ex.reason = EXIT_REASON_EPT_MISCONFIG;
     } else {
