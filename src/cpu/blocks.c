@@ -286,13 +286,14 @@ static size_t read_insn_bytes(struct cpu *c, uint64_t rip, uint8_t *code, struct
 bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **out, struct x86_fault *f)
 {
     uint8_t code[16];
-    size_t n = read_insn_bytes(c, rip, code, f);
+    uint64_t la = cpu_cs_base(c) + rip; /* code is fetched at CS.base + RIP */
+    size_t n = read_insn_bytes(c, la, code, f);
     unsigned bits = cpu_code_bits(c);
-    struct cpu_icache *e = &c->icache[(rip ^ (rip >> 7)) & (CPU_ICACHE_SIZE - 1)];
+    struct cpu_icache *e = &c->icache[(la ^ (la >> 7)) & (CPU_ICACHE_SIZE - 1)];
     *out = NULL;
     if (!n)
         return false;
-    if (e->insn && e->rip == rip && e->bits == bits && e->insn->size <= n &&
+    if (e->insn && e->rip == rip && e->la == la && e->bits == bits && e->insn->size <= n &&
         !memcmp(e->bytes, code, e->insn->size)) {
         *out = e->insn;
         return true;
@@ -306,6 +307,7 @@ bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **out, struct x86_fault
     if (!cs_disasm_iter(cs, &p, &n, &a, e->insn))
         return true;
     e->rip = rip;
+    e->la = la;
     e->bits = bits;
     memcpy(e->bytes, code, e->insn->size);
     *out = e->insn;

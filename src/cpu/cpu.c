@@ -319,12 +319,12 @@ static bool overlaps(uint64_t la, uint64_t len, uint64_t page)
  */
 static uint64_t fault_address(struct cpu *c, uint64_t page, unsigned acc)
 {
-    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP), lin = cpu_cs_base(c) + rip;
     cs_insn *insn = NULL;
     struct x86_fault f;
     uint64_t la = page;
     if (acc & PAGING_ACC_FETCH)
-        return overlaps(rip, 1, page) ? rip : page;
+        return overlaps(lin, 1, page) ? lin : page;
     if (!cpu_fetch_insn(c, rip, &insn, &f) || !insn)
         return page;
     const cs_x86 *x = &insn->detail->x86;
@@ -398,7 +398,7 @@ static void handle_native_exception(struct cpu *c)
         struct x86_fault f;
         unsigned len = 2;
         enum cpu_event_kind k = EV_SW_INT;
-        if (cpu_lin_read(c, rip - 2, b, 2, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &f) &&
+        if (cpu_lin_read(c, cpu_cs_base(c) + rip - 2, b, 2, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &f) &&
             (b[1] == 0xCC || b[1] == 0xCE)) {
             len = 1;
             k = EV_SW_EXCEPTION;
@@ -455,12 +455,13 @@ static void step(struct cpu *c)
     if (c->stop != VMXSIM_STOP_NONE)
         return;
     rip = cpu_reg(c, UC_X86_REG_RIP);
+    uint64_t rip_lin = cpu_cs_base(c) + rip; /* blocks are keyed by linear address */
     if (c->debug)
         fprintf(c->log, "[stop] cause %d uc %d rip %#llx intno %d fill %#llx/%u vec %d\n", c->cause, e,
                 (unsigned long long)rip, c->intno, (unsigned long long)c->fill_page, c->fill_access,
                 c->fill_fault.vector);
     if (c->cause != CAUSE_BLOCK_NEW)
-        cpu_blocks_refund(c, rip);
+        cpu_blocks_refund(c, rip_lin);
     switch (c->cause) {
     case CAUSE_SENSITIVE:
         cpu_emulate_sensitive(c);

@@ -62,7 +62,7 @@ struct cpu_block {
 #define CPU_ICACHE_SIZE 256       /* decoded instructions for emulation */
 
 struct cpu_icache {
-    uint64_t rip;
+    uint64_t rip, la;
     unsigned bits;
     uint8_t bytes[16];
     cs_insn *insn;
@@ -93,6 +93,7 @@ struct cpu {
     bool nmi_blocked;           /* blocking by NMI (physical), until IRET (SDM Vol. 3A §6.7.1) */
     bool vnmi_blocked;          /* virtual-NMI blocking of the current guest (Vol. 3C §26.7.1) */
     bool vnmi_on, nmi_exiting;  /* the current guest's "virtual NMIs" / "NMI exiting" */
+    bool unrestricted;          /* the current guest runs with "unrestricted guest" */
     uint64_t block_stop_addr;   /* linear address of the block a block-hook stop happened at */
     bool block_stop;            /* RIP must be taken from block_stop_addr (Unicorn did not sync it) */
     bool mtf_stepping;          /* translated blocks were flushed for MTF single-stepping */
@@ -179,6 +180,8 @@ void cpu_ctx_dirty(struct cpu *c);
 bool cpu_movss_blocking(struct cpu *c);
 bool cpu_inhibited(struct cpu *c); /* STI or MOV SS blocking in effect */
 void cpu_clear_inhibit(struct cpu *c);
+uint64_t cpu_cs_base(struct cpu *c);
+uint64_t cpu_rip_linear(struct cpu *c); /* CS.base + RIP: what Unicorn's hooks report */
 void cpu_set_inhibit(struct cpu *c);
 unsigned cpu_cpl(struct cpu *c);
 bool cpu_long_mode(const struct cpu *c);
@@ -216,6 +219,7 @@ void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool h
 void cpu_inject(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
                 uint32_t error_code, uint64_t next_rip);
 void cpu_triple_fault(struct cpu *c, const char *why);
+bool cpu_load_tr(struct cpu *c, uint16_t sel, struct x86_fault *f) CPU_WARN_UNUSED;
 void cpu_report_state(struct cpu *c, FILE *out);
 
 /* insn.c — emulation of the sensitive instructions. */

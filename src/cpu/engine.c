@@ -373,7 +373,7 @@ bool cpu_movss_blocking(struct cpu *c)
     struct x86_fault f;
     if (!cpu_inhibited(c))
         return false;
-    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    uint64_t rip = cpu_rip_linear(c);
     if (!cpu_lin_read(c, rip - 2, b, 2, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &f))
         return false;
     if (b[1] == 0xFB)
@@ -404,3 +404,16 @@ void cpu_set_inhibit(struct cpu *c)
     memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
     uc_context_restore(c->uc, c->ctx);
 }
+
+/* CS base for code addresses: 0 in 64-bit mode (SDM Vol. 3A §3.4.4), else the hidden base. */
+uint64_t cpu_cs_base(struct cpu *c)
+{
+    struct qseg q;
+    if (cpu_code_bits(c) == 64)
+        return 0;
+    ctx_fresh(c);
+    ctx_get_qseg(c, X86_SEG_CS, &q);
+    return q.base;
+}
+
+uint64_t cpu_rip_linear(struct cpu *c) { return cpu_cs_base(c) + cpu_reg(c, UC_X86_REG_RIP); }

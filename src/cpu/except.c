@@ -182,6 +182,8 @@ static bool load_target_cs(struct cpu *c, const struct gate *g, unsigned cpl, ui
     return true;
 }
 
+static unsigned lin_width(const struct cpu *c) { return (c->cr4 & X86_CR4_LA57) ? 57 : 48; }
+
 static bool deliver_protected(struct cpu *c, const struct event *ev, struct x86_fault *f)
 {
     struct gate g;
@@ -208,6 +210,9 @@ static bool deliver_protected(struct cpu *c, const struct event *ev, struct x86_
         return NESTED(f, X86_NP, idt_err);
     if (!load_target_cs(c, &g, cpl, ext, &cs, f))
         return false;
+    /* SDM Vol. 2A INT n (IA-32e): a non-canonical gate offset is #GP(EXT). */
+    if (lm && !x86_is_canonical(g.offset, lin_width(c)))
+        return NESTED(f, X86_GP, ext);
 
     bool conforming = (cs.ar & 0x4u) != 0;
     unsigned ncpl = conforming ? cpl : x86_ar_dpl(cs.ar);
@@ -227,6 +232,10 @@ static bool deliver_protected(struct cpu *c, const struct event *ev, struct x86_
             ss = (struct x86_seg_state){.selector = (uint16_t)ncpl,
                                         .ar = X86_AR_UNUSABLE | (ncpl << X86_AR_DPL_SHIFT)};
         sp &= ~0xFull; /* SDM Vol. 3A §6.14.2: align RSP to 16 bytes */
+        /* SDM Vol. 2A INT n: a non-canonical new stack (from the TSS, or the
+         * frame pushed on the current one) is #SS(EXT). */
+        if (!x86_is_canonical(sp, lin_width(c)) || !x86_is_canonical(sp - 6 * 8, lin_width(c)))
+            return NESTED(f, X86_SS, ext);
     } else if (switch_stack && !load_legacy_ss(c, ncpl, ext, &ss, &sp, f)) {
         return false;
     }
@@ -353,10 +362,13 @@ static void deliver_event(struct cpu *c, struct event ev, bool injected)
         outer = ev;
         /* A #DF is not "during delivery" of the first event (SDM Vol. 3C §28.2.4). */
         nested = !df;
+        /* A fault while delivering INT n / INT3 / INTO is a fault of that
+         * instruction: it reports the instruction, not the next one (SDM Vol. 3A §6.5). */
+        uint64_t frip = (ev.kind == EV_SW_INT || ev.kind == EV_SW_EXCEPTION) ? cpu_reg(c, UC_X86_REG_RIP) : ev.rip;
         if (df)
-            ev = (struct event){X86_DF, EV_HW_EXCEPTION, true, 0, ev.rip, 0};
+            ev = (struct event){X86_DF, EV_HW_EXCEPTION, true, 0, frip, 0};
         else
-            ev = (struct event){f.vector, EV_HW_EXCEPTION, f.has_error, f.error_code, ev.rip, f.cr2};
+            ev = (struct event){f.vector, EV_HW_EXCEPTION, f.has_error, f.error_code, frip, f.cr2};
     }
     cpu_triple_fault(c, "unbounded nested faults during event delivery");
 }
@@ -430,4 +442,49 @@ void cpu_report_state(struct cpu *c, FILE *out)
     uc_reg_read(c->uc, UC_X86_REG_IDTR, &idt);
     fprintf(out, "  gdtr %016llx/%04x  idtr %016llx/%04x\n", (unsigned long long)gdt.base, gdt.limit,
             (unsigned long long)idt.base, idt.limit);
+}
+
+/*
+ * LTR — SDM Vol. 2A: #GP(0) at CPL > 0 (the caller) or for a null selector;
+ * #GP(selector) for a selector in the LDT, beyond the GDT limit, or not an
+ * available TSS (IA-32e mode: only the 64-bit TSS type 9; legacy: 1 or 9)
+ * or a non-canonical 64-bit base; #NP(selector) when not present. The
+ * descriptor is marked busy in the GDT and TR loaded with the busy type.
+ */
+bool cpu_load_tr(struct cpu *c, uint16_t sel, struct x86_fault *f)
+{
+    uint64_t d[2] = {0, 0};
+    uc_x86_mmr gdt;
+    bool lm = cpu_long_mode(c);
+    uint32_t err = sel & 0xFFFCu;
+    if (!err)
+        return NESTED(f, X86_GP, 0);
+    if (X86_SEL_TI(sel))
+        return NESTED(f, X86_GP, err);
+    uc_reg_read(c->uc, UC_X86_REG_GDTR, &gdt);
+    uint64_t off = (uint64_t)X86_SEL_INDEX(sel) * 8, size = lm ? 16 : 8;
+    if (off + size - 1 > gdt.limit)
+        return NESTED(f, X86_GP, err);
+    if (!cpu_lin_read(c, gdt.base + off, d, size, PAGING_ACC_IMPLICIT, f))
+        return false;
+    struct x86_seg_state tr;
+    decode_desc(d[0], sel, &tr);
+    unsigned type = tr.ar & 0x1Fu; /* with S */
+    if (!(type == X86_SYS_TSS_AVAIL || (!lm && type == X86_SYS_TSS16_AVAIL)))
+        return NESTED(f, X86_GP, err);
+    if (!(tr.ar & X86_AR_P))
+        return NESTED(f, X86_NP, err);
+    if (lm) {
+        tr.base |= (d[1] & 0xFFFFFFFFull) << 32;
+        if (!x86_is_canonical(tr.base, lin_width(c)))
+            return NESTED(f, X86_GP, err);
+    }
+    uint8_t busy = (uint8_t)((d[0] >> 40) | 0x2);
+    if (!cpu_lin_write(c, gdt.base + off + 5, &busy, 1, PAGING_ACC_IMPLICIT, f))
+        return false;
+    tr.ar |= 0x2u;
+    struct x86_seg_state segs[X86_SEG_COUNT];
+    segs[X86_SEG_TR] = tr;
+    cpu_set_segs(c, segs, 1u << X86_SEG_TR);
+    return true;
 }

@@ -430,7 +430,7 @@ static bool do_mov_dr(struct cpu *c, struct x86_fault *f)
         *f = FAULT(X86_GP, 0);
         return false;
     }
-    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
+    c->native_once = cpu_rip_linear(c) + 1;
     return true;
 }
 
@@ -507,7 +507,7 @@ static bool do_wrpkru(struct cpu *c, struct x86_fault *f)
     }
     c->pkru = (uint32_t)cpu_reg(c, UC_X86_REG_RAX);
     cpu_flush_tlb(c);
-    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1; /* QEMU keeps its copy for RDPKRU */
+    c->native_once = cpu_rip_linear(c) + 1; /* QEMU keeps its copy for RDPKRU */
     return true;
 }
 
@@ -554,16 +554,38 @@ static bool do_iret(struct cpu *c)
         c->vnmi_blocked = false;  /* the guest's IRET ends virtual-NMI blocking only */
     else if (!(c->vmx.non_root && c->nmi_exiting))
         c->nmi_blocked = false;   /* with NMI exiting, blocking lasts while in the guest */
-    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
+    c->native_once = cpu_rip_linear(c) + 1;
     c->next_event = c->cycles + 1; /* a held NMI or an NMI window may open after it */
     return true;
+}
+
+/* LTR (SDM Vol. 2A): QEMU leaves TR's type "available"; the core loads it busy. */
+static bool do_ltr(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
+{
+    const cs_x86_op *op = &insn->detail->x86.operands[0];
+    uint16_t sel;
+    if (!(c->cr0 & X86_CR0_PE) || (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM)) {
+        *f = UD;
+        return false;
+    }
+    if (cpu_cpl(c) != 0) {
+        *f = FAULT(X86_GP, 0);
+        return false;
+    }
+    if (op->type == X86_OP_MEM) {
+        if (!cpu_lin_read(c, op_mem_la(c, insn, op), &sel, 2, 0, f))
+            return false;
+    } else {
+        sel = (uint16_t)op_read_gpr(c, op->reg);
+    }
+    return cpu_load_tr(c, sel, f);
 }
 
 /* Instructions QEMU executes correctly in root operation: run them natively once. */
 static bool do_native(struct cpu *c, struct x86_fault *f)
 {
     (void)f;
-    c->native_once = cpu_reg(c, UC_X86_REG_RIP) + 1;
+    c->native_once = cpu_rip_linear(c) + 1;
     return true;
 }
 
@@ -590,6 +612,7 @@ static bool dispatch(struct cpu *c, const cs_insn *insn, struct x86_fault *f)
     case X86_INS_WBINVD:
     case X86_INS_INVD: return do_priv_nop(c, f);
     case X86_INS_RDPMC: return do_rdpmc(c, f);
+    case X86_INS_LTR: return do_ltr(c, insn, f);
     case X86_INS_IRET:
     case X86_INS_IRETD:
     case X86_INS_IRETQ: return do_iret(c);
@@ -756,6 +779,7 @@ void cpu_emulate_sensitive(struct cpu *c)
     cs_insn *insn = NULL;
     struct x86_fault f = {0};
     uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    uint64_t lin = cpu_cs_base(c) + rip; /* hooks compare linear addresses */
     if (!cpu_fetch_insn(c, rip, &insn, &f)) {
         cpu_raise(c, &f);
         return;
@@ -763,7 +787,7 @@ void cpu_emulate_sensitive(struct cpu *c)
     if (!insn) {
         uint8_t code[3];
         struct x86_fault ff;
-        if (cpu_lin_read(c, rip, code, 3, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &ff) &&
+        if (cpu_lin_read(c, lin, code, 3, PAGING_ACC_FETCH | PAGING_ACC_NO_AD, &ff) &&
             cpu_raw_sensitive(code, 3)) {
             if (!do_wrpkru(c, &f))
                 cpu_raise(c, &f);
@@ -778,7 +802,7 @@ void cpu_emulate_sensitive(struct cpu *c)
         }
         if (insn && (insn->id == X86_INS_POPF || insn->id == X86_INS_POPFD || insn->id == X86_INS_POPFQ))
             c->next_event = c->cycles + 1; /* look at RFLAGS.AC again after it */
-        c->native_once = rip + 1;
+        c->native_once = lin + 1;
         return;
     }
     if (c->vmx.non_root && nonroot_exit(c, insn))
@@ -787,7 +811,7 @@ void cpu_emulate_sensitive(struct cpu *c)
     c->rip_written = false;
     if (!dispatch(c, insn, &f))
         cpu_raise(c, &f);
-    else if (c->native_once != rip + 1 && !c->rip_written)
+    else if (c->native_once != lin + 1 && !c->rip_written)
         advance(c, insn);
     c->cur_insn = NULL;
 }

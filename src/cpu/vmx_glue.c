@@ -292,6 +292,7 @@ static void ept_entry(struct cpu *c)
     c->nmi_exiting = (pin & PIN_BASED_NMI_EXITING) != 0;
     c->vnmi_on = (pin & PIN_BASED_VIRTUAL_NMIS) != 0;
     c->ept_on = (proc2 & SECONDARY_EXEC_ENABLE_EPT) != 0;
+    c->unrestricted = (proc2 & SECONDARY_EXEC_UNRESTRICTED_GUEST) != 0;
     c->vpid_on = (proc2 & SECONDARY_EXEC_ENABLE_VPID) != 0;
     c->vpid = c->vpid_on ? VMCS_READ16(vmcs, VIRTUAL_PROCESSOR_ID) : 0;
     /* SDM Vol. 3C §29.4.3.2: without VPIDs, VM entry flushes VPID 0's mappings. */
@@ -598,10 +599,15 @@ bool cpu_vmx_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val)
 bool cpu_vmx_cr_allowed(const struct cpu *c, int cr, uint64_t val)
 {
     const struct vmx_caps *k = &c->vmx.caps;
-    if (!c->vmx.in_vmx || c->vmx.non_root)
+    if (!c->vmx.in_vmx)
         return true;
-    if (cr == 0)
-        return (val & k->cr0_fixed0) == k->cr0_fixed0 && !(val & ~k->cr0_fixed1 & 0xFFFFFFFFull);
+    if (cr == 0) {
+        /* "Unrestricted guest" relaxes CR0.PE and CR0.PG in non-root operation (§27.3.1.1). */
+        uint64_t fixed0 = k->cr0_fixed0;
+        if (c->vmx.non_root && c->unrestricted)
+            fixed0 &= ~(X86_CR0_PE | X86_CR0_PG);
+        return (val & fixed0) == fixed0 && !(val & ~k->cr0_fixed1 & 0xFFFFFFFFull);
+    }
     if (cr == 4)
         return (val & k->cr4_fixed0) == k->cr4_fixed0 && !(val & ~k->cr4_fixed1);
     return true;
