@@ -28,8 +28,10 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *ud)
 static bool on_invalid(uc_engine *uc, void *ud)
 {
     struct cpu *c = ud;
-    c->cause = CAUSE_INVALID;
     c->invalid_pending = true; /* Unicorn reports the same #UD to INTR hooks next */
+    if (cpu_vmx_fast(c))
+        return true; /* emulated in place; Unicorn continues at the new RIP */
+    c->cause = CAUSE_INVALID;
     uc_emu_stop(uc);
     return true;
 }

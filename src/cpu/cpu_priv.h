@@ -247,7 +247,8 @@ bool cpu_write_cr(struct cpu *c, int cr, uint64_t val, struct x86_fault *f) CPU_
 uint64_t cpu_read_cr(struct cpu *c, int cr);
 bool cpu_write_efer(struct cpu *c, uint64_t val);
 void cpu_sync_cr_to_engine(struct cpu *c);
-void cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer);
+/* Returns true when QEMU already flushed its TLB (CR3 or mode changed). */
+bool cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer);
 
 /* msrs on the core side (side effects of MSR_F_CORE). */
 bool cpu_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);

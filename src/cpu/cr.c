@@ -46,13 +46,24 @@ void cpu_sync_cr_to_engine(struct cpu *c)
 }
 
 /*
+ * QEMU flushes its TLB itself when CR3 is written while paging is on (CR3 is
+ * written before CR0 here, so the old CR0.PG counts), and on the PG-off
+ * round trip of an LMA change.
+ */
+static bool lma_flip_or_cr3(const struct cpu *c, uint64_t cr3, uint64_t efer)
+{
+    return ((c->efer ^ efer) & X86_EFER_LMA) || (cr3 != c->cr3 && (c->cr0 & X86_CR0_PG));
+}
+
+/*
  * Load CR0/CR3/CR4/EFER together (VM transitions). QEMU derives EFER.LMA
  * only from a CR0.PG 0→1 transition with LME, so when LMA must change the
  * load goes through paging-off first. Only registers that change are
  * written: each write makes QEMU flush its TLB and jump cache.
  */
-void cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer)
+bool cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer)
 {
+    bool flushed = lma_flip_or_cr3(c, cr3, efer);
     bool lma_flip = ((c->efer ^ efer) & X86_EFER_LMA) != 0;
     uc_x86_msr m = {.rid = 0xC0000080u};
     if (lma_flip) {
@@ -64,7 +75,7 @@ void cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, 
         c->cr0 = cr0;
         c->efer = efer;
         cpu_sync_cr_to_engine(c);
-        return;
+        return true;
     }
     if (cr4 != c->cr4)
         cpu_set_reg(c, UC_X86_REG_CR4, cr4);
@@ -81,6 +92,7 @@ void cpu_load_cr_state(struct cpu *c, uint64_t cr0, uint64_t cr3, uint64_t cr4, 
     c->cr3 = cr3;
     c->cr4 = cr4;
     c->efer = efer;
+    return flushed;
 }
 
 static bool write_cr0(struct cpu *c, uint64_t v, struct x86_fault *f)

@@ -72,7 +72,7 @@ void cpu_load_state(struct cpu *c, const struct x86_state *st)
     const void *ptrs[X86_GPR_COUNT];
     for (int i = 0; i < X86_GPR_COUNT; i++)
         ptrs[i] = &st->gpr[i];
-    cpu_load_cr_state(c, st->cr0, st->cr3, st->cr4, st->efer);
+    bool flushed = cpu_load_cr_state(c, st->cr0, st->cr3, st->cr4, st->efer);
     c->cr2 = st->cr2;
     c->cr8 = st->cr8;
     memcpy(c->pdpte, st->pdpte, sizeof c->pdpte);
@@ -107,6 +107,8 @@ void cpu_load_state(struct cpu *c, const struct x86_state *st)
                                                               GUEST_INTR_STATE_MOV_SS);
     c->pending_dbg = st->pending_dbg;
     cpu_set_reg(c, UC_X86_REG_RIP, st->rip);
-    cpu_flush_tlb(c);
+    /* Translation context changes (EPT, VPID) need a flush even with the same CR3. */
+    if (!flushed)
+        cpu_flush_tlb(c);
     cpu_blocks_retag(c);
 }

@@ -619,3 +619,30 @@ bool cpu_vmx_mtf(struct cpu *c)
     uint8_t *vmcs = vmx_current_vmcs(&c->vmx, cpu_vmx_ops(c));
     return vmcs && (VMCS_READ32(vmcs, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG);
 }
+
+/*
+ * Fast path, called from the invalid-opcode hook while Unicorn runs: a
+ * VMREAD or VMWRITE with register operands, at CPL 0 in 64-bit VMX root
+ * operation, cannot fault, so it is emulated on the spot; writing RIP lets
+ * Unicorn continue at the next instruction without stopping. Returns false
+ * when the instruction needs the ordinary stop.
+ */
+bool cpu_vmx_fast(struct cpu *c)
+{
+    cs_insn *insn = NULL;
+    struct x86_fault f;
+    if (!c->vmx.in_vmx || c->vmx.non_root || c->debug)
+        return false;
+    c->ctx_valid = false;
+    uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
+    if (cpu_code_bits(c) != 64 || cpu_cpl(c) != 0 || !cpu_fetch_insn(c, rip, &insn, &f) || !insn)
+        return false;
+    const cs_x86 *x = &insn->detail->x86;
+    if ((insn->id != X86_INS_VMREAD && insn->id != X86_INS_VMWRITE) || x->op_count != 2 ||
+        x->operands[0].type != X86_OP_REG || x->operands[1].type != X86_OP_REG)
+        return false;
+    cpu_blocks_refund(c, rip); /* the rest of the block has not run */
+    cpu_vmx_instruction(c, insn);
+    c->ctx_valid = false;
+    return true;
+}

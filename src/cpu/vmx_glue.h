@@ -13,6 +13,7 @@ void cpu_vmexit_insn(struct cpu *c, struct vmx_exit *ex, const cs_insn *insn);
 /* An EPT violation or misconfiguration of an access to la: VM exit 48/49. */
 void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64_t la);
 bool cpu_vmx_mtf(struct cpu *c);
+bool cpu_vmx_fast(struct cpu *c);
 bool cpu_vmx_rdmsr(struct cpu *c, uint32_t idx, uint64_t *val);
 bool cpu_vmx_cr_allowed(const struct cpu *c, int cr, uint64_t val);
 #endif
