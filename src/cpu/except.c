@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu/vmx_glue.h"
+#include "timing/timing.h"
 
 struct gate {
     uint16_t selector;
@@ -336,6 +337,14 @@ static void deliver_event(struct cpu *c, struct event ev, bool injected)
     bool nested = false;
     for (int depth = 0; depth < 4; depth++) {
         struct x86_fault f = {0};
+        /* Real-address mode pushes no error code, and an exception exit from
+         * it reports none (SDM Vol. 3A §20.1.4; Vol. 3C §28.2.2: bit 11 "is
+         * always 0 ... in real-address mode"). */
+        if (!(c->cr0 & X86_CR0_PE))
+            ev.has_error = false;
+        /* Delivery takes time: a fault loop that executes no instruction must
+         * still advance the TSC, so the preemption timer and the APIC timer fire. */
+        c->cycles += timing_event_cost(TIMING_EV_EXCEPTION);
         /* SDM Vol. 3C §27.6.1.2: an injected event never causes a VM exit directly. */
         if (!(injected && depth == 0) && exception_exits(c, &ev, nested ? &outer : NULL))
             return;

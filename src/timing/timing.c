@@ -1,7 +1,7 @@
 /*
- * Skeleton cost model: one cycle per instruction, no event costs. The cost
- * model issue replaces this with a per-class table in a CPU profile, each
- * constant with its source and confidence.
+ * Skeleton cost model: one cycle per instruction, one per event delivery,
+ * other events free. The cost model issue replaces this with a per-class
+ * table in a CPU profile, each constant with its source and confidence.
  */
 #include "timing/timing.h"
 
@@ -13,6 +13,7 @@ uint32_t timing_insn_cost(const cs_insn *insn)
 
 uint32_t timing_event_cost(enum timing_event ev)
 {
-    (void)ev;
-    return 0;
+    /* Event delivery charges one cycle so simulated time advances in a
+     * loop of faults that retires no instruction (timers must still fire). */
+    return ev == TIMING_EV_EXCEPTION ? 1 : 0;
 }

@@ -40,10 +40,17 @@ static void load_guest_regs(const uint8_t *vmcs, struct x86_state *st)
     if (entry & VM_ENTRY_LOAD_IA32_EFER) {
         st->efer = VMCS_READ64(vmcs, GUEST_IA32_EFER);
     } else {
-        /* EFER.LMA and LME follow the IA-32e mode guest control; other bits unchanged. */
-        st->efer &= ~(X86_EFER_LMA | X86_EFER_LME);
+        /* SDM Vol. 3C §27.3.2.1: LMA follows the IA-32e mode guest control;
+         * LME follows it only when CR0 is loaded with PG = 1, otherwise LME
+         * is unmodified. Other bits unchanged. */
+        st->efer &= ~X86_EFER_LMA;
         if (entry & VM_ENTRY_IA32E_MODE)
-            st->efer |= X86_EFER_LMA | X86_EFER_LME;
+            st->efer |= X86_EFER_LMA;
+        if (st->cr0 & X86_CR0_PG) {
+            st->efer &= ~X86_EFER_LME;
+            if (entry & VM_ENTRY_IA32E_MODE)
+                st->efer |= X86_EFER_LME;
+        }
     }
     if (entry & VM_ENTRY_LOAD_IA32_PKRS)
         st->pkrs = VMCS_READ64(vmcs, GUEST_IA32_PKRS);

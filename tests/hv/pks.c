@@ -209,6 +209,10 @@ asm(".pushsection .text\n"
     "    rdmsr\n"
     "    mov %eax, %esi\n"
     "    mov %edx, %edi\n"
+    "    mov $0xc0000080, %ecx\n" /* EFER.LME is still the host's (SDM Vol. 3C */
+    "    rdmsr\n"                 /* §27.3.2.1: unmodified when CR0.PG = 0 is */
+    "    and $~0x100, %eax\n"     /* loaded): clear it, or PG would enter */
+    "    wrmsr\n"                 /* IA-32e mode instead of PAE paging */
     "    mov %cr4, %eax\n"
     "    or $0x20, %eax\n" /* CR4.PAE */
     "    mov %eax, %cr4\n"
