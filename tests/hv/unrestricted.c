@@ -77,6 +77,7 @@
 # EXPECT-OUT: PASS real_mode_efer_lme_unmodified
 # EXPECT-OUT: PASS real_mode_int_n_through_ivt
 # EXPECT-OUT: PASS real_mode_gp_exit_no_error_code
+# EXPECT-OUT: PASS real_mode_fault_loop_preemption_timer
 # EXPECT-OUT: PASS real_mode_inject_exception_through_ivt
 # EXPECT-OUT: PASS real_mode_inject_error_code_vmfail
 # EXPECT-OUT: PASS real_mode_ss_dpl3_entry_fails
@@ -713,6 +714,29 @@ static void test_real_mode_gp_exit(void)
 }
 
 /*
+ * A real-mode fault loop: the #GP handler in the IVT is the faulting MOV to
+ * CR0 itself, so the guest retires no instruction while #GP is delivered
+ * forever (the stack wraps inside its segment). Time still passes: the
+ * VMX-preemption timer counts down in non-root operation whatever the guest
+ * does (§26.5.1) and ends the loop with exit 52.
+ */
+static void test_real_mode_fault_loop_timer(void)
+{
+    if (!has_timer) {
+        report_skip("real_mode_fault_loop_preemption_timer", "no VMX-preemption timer");
+        return;
+    }
+    ur_setup(G_GP, ur_gp, UR_REAL, NULL);
+    set_ivt(GP_VECTOR, PG_GP >> 4, (uint16_t)OFF(ur_gp_mov, ur_gp));
+    vmcs_write(VMX_PREEMPTION_TIMER_VALUE, 64);
+    vmx_enter(&ctx);
+    if (check_reason(EXIT_PREEMPTION_TIMER))
+        CHECK(ctx.guest_rip == OFF(ur_gp_mov, ur_gp), " GUEST_RIP 0x%lx, want the faulting MOV at 0x%x",
+              ctx.guest_rip, OFF(ur_gp_mov, ur_gp));
+    report_checks("real_mode_fault_loop_preemption_timer");
+}
+
+/*
  * VM-entry injection of a hardware exception into a real-mode guest
  * (§27.6.1.2): delivered through the IVT (vector 13 here) with no error
  * code pushed; the handler IRETs to GUEST_RIP.
@@ -1098,6 +1122,7 @@ void hv_test_main(void)
     test_real_mode_efer();
     test_real_mode_int_n();
     test_real_mode_gp_exit();
+    test_real_mode_fault_loop_timer();
     test_real_mode_inject();
     test_real_mode_inject_errcode();
     test_real_mode_ss_dpl3();
