@@ -98,50 +98,6 @@ static bool load_pdptes(const uint8_t *vmcs, struct x86_state *st, const struct 
     return ops->load_pdptes(ops->ctx, st, st->pdpte);
 }
 
-/* MSRs a VM entry must not load through the MSR-load area (§27.4). */
-static bool msr_load_forbidden(uint32_t index)
-{
-    return index == 0xC0000100u || index == 0xC0000101u || /* FS/GS base: guest-state fields */
-           index == 0x9Bu ||                               /* IA32_SMM_MONITOR_CTL */
-           (index >> 8) == 0x8u;                           /* x2APIC registers */
-}
-
-/* MSRs the state snapshot carries: an MSR-load entry updates the snapshot too. */
-static void msr_into_state(struct x86_state *st, uint32_t index, uint64_t val)
-{
-    switch (index) {
-    case 0xC0000080u: st->efer = val; break;
-    case 0x277u: st->pat = val; break;
-    case 0x1D9u: st->debugctl = val; break;
-    case 0x6E1u: st->pkrs = val; break;
-    case 0x174u: st->sysenter_cs = val; break;
-    case 0x175u: st->sysenter_esp = val; break;
-    case 0x176u: st->sysenter_eip = val; break;
-    default: break;
-    }
-}
-
-/* §27.4: returns 0 on success, else the 1-based number of the failing entry. */
-static uint32_t load_msr_area(uint8_t *vmcs, struct x86_state *st, const struct vmx_ops *ops)
-{
-    uint32_t count = VMCS_READ32(vmcs, VM_ENTRY_MSR_LOAD_COUNT);
-    uint64_t addr = VMCS_READ64(vmcs, VM_ENTRY_MSR_LOAD_ADDR);
-    for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *e = ops->ptr(ops->ctx, addr + 16ull * i, 16);
-        uint32_t index, rsvd;
-        uint64_t val;
-        if (!e)
-            return i + 1;
-        memcpy(&index, e, 4);
-        memcpy(&rsvd, e + 4, 4);
-        memcpy(&val, e + 8, 8);
-        if (rsvd || msr_load_forbidden(index) || !ops->wrmsr(ops->ctx, index, val))
-            return i + 1;
-        msr_into_state(st, index, val);
-    }
-    return 0;
-}
-
 /* A VM-entry failure after the host checks: record it and exit to the host (§27.8). */
 static void entry_failure(struct vmx *v, uint8_t *vmcs, uint32_t reason, uint32_t qual,
                           struct x86_state *st, const struct vmx_ops *ops, struct vmx_result *r)
@@ -209,7 +165,9 @@ void vmx_vmentry(struct vmx *v, const struct vmx_cpu *cpu, bool launch, struct x
         f->qualification = ENTRY_FAIL_PDPTE;
         return entry_failure(v, vmcs, EXIT_REASON_INVALID_STATE, ENTRY_FAIL_PDPTE, st, ops, r);
     }
-    uint32_t bad = load_msr_area(vmcs, st, ops);
+    /* §27.4 */
+    uint32_t bad = vmx_msr_area_load(VMCS_READ64(vmcs, VM_ENTRY_MSR_LOAD_ADDR),
+                                     VMCS_READ32(vmcs, VM_ENTRY_MSR_LOAD_COUNT), st, ops);
     if (bad) {
         *st = host;
         return entry_failure(v, vmcs, EXIT_REASON_MSR_LOAD_FAIL, bad, st, ops, r);

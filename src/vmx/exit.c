@@ -8,7 +8,6 @@
  * A failure in §28.4–§28.6 is a VMX abort (§28.7): the abort indicator is
  * written to the VMCS and the processor shuts down.
  */
-#include <string.h>
 
 #include "vmx/vmx_priv.h"
 
@@ -110,53 +109,6 @@ static void save_guest_state(const struct vmx *v, uint8_t *vmcs, const struct x8
     }
 }
 
-/* §28.4: MSR-store area; false on failure (VMX abort 1). */
-static bool store_msrs(uint8_t *vmcs, const struct vmx_ops *ops)
-{
-    uint32_t count = VMCS_READ32(vmcs, VM_EXIT_MSR_STORE_COUNT);
-    uint64_t addr = VMCS_READ64(vmcs, VM_EXIT_MSR_STORE_ADDR);
-    for (uint32_t i = 0; i < count; i++) {
-        uint8_t *e = ops->ptr(ops->ctx, addr + 16ull * i, 16);
-        uint32_t index, rsvd;
-        uint64_t val;
-        if (!e)
-            return false;
-        memcpy(&index, e, 4);
-        memcpy(&rsvd, e + 4, 4);
-        if (rsvd || (index >> 8) == 0x8u || index == 0x9Bu || !ops->rdmsr(ops->ctx, index, &val))
-            return false;
-        memcpy(e + 8, &val, 8);
-    }
-    return true;
-}
-
-/* §28.6: VM-exit MSR-load area; false on failure (VMX abort 4). */
-static bool load_host_msrs(uint8_t *vmcs, struct x86_state *st, const struct vmx_ops *ops)
-{
-    uint32_t count = VMCS_READ32(vmcs, VM_EXIT_MSR_LOAD_COUNT);
-    uint64_t addr = VMCS_READ64(vmcs, VM_EXIT_MSR_LOAD_ADDR);
-    for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *e = ops->ptr(ops->ctx, addr + 16ull * i, 16);
-        uint32_t index, rsvd;
-        uint64_t val;
-        if (!e)
-            return false;
-        memcpy(&index, e, 4);
-        memcpy(&rsvd, e + 4, 4);
-        memcpy(&val, e + 8, 8);
-        if (rsvd || index == 0xC0000100u || index == 0xC0000101u || (index >> 8) == 0x8u ||
-            index == 0x9Bu || !ops->wrmsr(ops->ctx, index, val))
-            return false;
-        if (index == 0xC0000080u)
-            st->efer = val;
-        else if (index == 0x277u)
-            st->pat = val;
-        else if (index == 0x6E1u)
-            st->pkrs = val;
-    }
-    return true;
-}
-
 /* Host data segment after a VM exit (§28.5.2). */
 static struct x86_seg_state host_data_seg(uint16_t sel, uint64_t base)
 {
@@ -235,7 +187,8 @@ bool vmx_load_host_state(struct vmx *v, uint8_t *vmcs, struct x86_state *st, con
         vmcs_region_set_abort(vmcs, *abort);
         return false;
     }
-    if (!load_host_msrs(vmcs, st, ops)) {
+    if (vmx_msr_area_load(VMCS_READ64(vmcs, VM_EXIT_MSR_LOAD_ADDR), VMCS_READ32(vmcs, VM_EXIT_MSR_LOAD_COUNT), st,
+                          ops)) { /* §28.6 */
         *abort = VMX_ABORT_LOAD_HOST_MSR_FAIL;
         vmcs_region_set_abort(vmcs, *abort);
         return false;
@@ -249,7 +202,8 @@ enum vmx_exit_outcome vmx_vmexit(struct vmx *v, const struct vmx_exit *ex, struc
     uint8_t *vmcs = vmx_current_vmcs(v, ops);
     record_exit_info(vmcs, ex);
     save_guest_state(v, vmcs, st);
-    if (!store_msrs(vmcs, ops)) {
+    if (!vmx_msr_area_store(VMCS_READ64(vmcs, VM_EXIT_MSR_STORE_ADDR), VMCS_READ32(vmcs, VM_EXIT_MSR_STORE_COUNT),
+                            ops)) { /* §28.4 */
         *abort = VMX_ABORT_SAVE_GUEST_MSR_FAIL;
         vmcs_region_set_abort(vmcs, *abort);
         v->non_root = false;

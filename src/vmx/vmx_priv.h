@@ -15,6 +15,14 @@ void vmx_vmentry(struct vmx *v, const struct vmx_cpu *cpu, bool launch, struct x
 bool vmx_load_host_state(struct vmx *v, uint8_t *vmcs, struct x86_state *st, const struct vmx_ops *ops,
                          uint32_t *abort);
 
+/*
+ * MSR areas (msr_area.c): load `count` entries at guest-physical `addr`
+ * (§27.4, §28.6), returning 0 or the 1-based number of the failing entry;
+ * store `count` entries (§28.4), false on failure.
+ */
+uint32_t vmx_msr_area_load(uint64_t addr, uint32_t count, struct x86_state *st, const struct vmx_ops *ops);
+bool vmx_msr_area_store(uint64_t addr, uint32_t count, const struct vmx_ops *ops);
+
 /* Encodings of the per-segment guest fields, in enum x86_seg order (Appendix B). */
 static inline uint32_t vmx_guest_sel(enum x86_seg s) { return 0x0800u + 2u * (unsigned)s; }
 static inline uint32_t vmx_guest_limit(enum x86_seg s) { return 0x4800u + 2u * (unsigned)s; }

@@ -44,6 +44,7 @@
 # EXPECT-OUT: PASS msr_bitmap_clear_invalid_msr_gp
 # EXPECT-OUT: PASS msr_bitmap_set_invalid_msr_exits
 # EXPECT-OUT: PASS msr_ecx_upper_bits_ignored
+# EXPECT-OUT: PASS msr_exit_load_area_overrides_host_field
 # EXPECT-OUT: PASS mov_dr_exits
 # EXPECT-OUT: PASS mov_dr_no_exit
 # EXPECT-OUT: PASS sgdt_exits
@@ -600,6 +601,32 @@ static void test_msr(void)
     start_msr(g_rdmsr_rcx_high, NULL, CPU_MSR_BITMAPS, NULL, 0);
     vmx_finish(&ctx);
     report_checks("msr_ecx_upper_bits_ignored");
+
+    /*
+     * §28.6: the VM-exit MSR-load area is processed after host state is
+     * loaded (§28.5), so an entry for IA32_SYSENTER_CS overrides
+     * HOST_IA32_SYSENTER_CS and stays in effect after the exit.
+     */
+    struct {
+        uint32_t index, reserved;
+        uint64_t value;
+    } *area = alloc_page();
+    uint64_t old_cs = rdmsr(MSR_IA32_SYSENTER_CS);
+    *area = (typeof(*area)){MSR_IA32_SYSENTER_CS, 0, 0x5a5a};
+    exc_clear();
+    vmx_ctx_init(&ctx, g_rdmsr, (void *)MSR_IA32_SYSENTER_CS, NULL);
+    vmcs_write(HOST_IA32_SYSENTER_CS, 0x1111);
+    vmcs_write(VM_EXIT_MSR_LOAD_ADDR, (uint64_t)(uintptr_t)area);
+    vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 1);
+    vmx_enter(&ctx);
+    uint64_t after = rdmsr(MSR_IA32_SYSENTER_CS);
+    wrmsr(MSR_IA32_SYSENTER_CS, old_cs);
+    if (check_exit(EXIT_MSR_READ))
+        CHECK(after == 0x5a5a, " IA32_SYSENTER_CS 0x%lx after the exit, want the MSR-load area's 0x5a5a", after);
+    vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
+    vmcs_write(HOST_IA32_SYSENTER_CS, old_cs);
+    skip_and_finish();
+    report_checks("msr_exit_load_area_overrides_host_field");
 }
 
 /* ---- MOV DR ------------------------------------------------------------------------- */
