@@ -474,14 +474,6 @@ static void g_rdmsr_rcx_high(void *a)
     g_val[0] = (uint64_t)hi << 32 | lo;
 }
 
-enum { MSR_READ_LOW = 0, MSR_READ_HIGH = 1024, MSR_WRITE_LOW = 2048, MSR_WRITE_HIGH = 3072 };
-
-static void set_msr_bit(unsigned area, uint32_t msr)
-{
-    uint32_t bit = msr & 0x1FFF;
-    ctx.msr_bitmap[area + bit / 8] |= (uint8_t)(1u << (bit & 7));
-}
-
 struct msr_bit {
     unsigned area;
     uint32_t msr;
@@ -495,7 +487,7 @@ static void start_msr(void (*fn)(void *), void *arg, uint32_t proc, const struct
     memset((void *)g_val, 0, sizeof g_val);
     vmx_ctx_init(&ctx, fn, arg, &ex);
     for (unsigned i = 0; i < n; i++)
-        set_msr_bit(bits[i].area, bits[i].msr);
+        vmx_set_msr_bit(&ctx, bits[i].area, bits[i].msr);
     vmx_enter(&ctx);
 }
 
@@ -537,7 +529,7 @@ static void test_msr(void)
     b = (struct msr_bit){MSR_WRITE_LOW, MSR_IA32_SYSENTER_ESP};
     exc_clear();
     vmx_ctx_init(&ctx, g_rd_wr_175, NULL, &(struct vmx_extras){.proc = CPU_MSR_BITMAPS});
-    set_msr_bit(b.area, b.msr);
+    vmx_set_msr_bit(&ctx, b.area, b.msr);
     vmcs_write(GUEST_SYSENTER_ESP, 0xabcd00);
     vmx_enter(&ctx);
     if (check_exit(EXIT_MSR_WRITE)) {

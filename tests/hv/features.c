@@ -93,30 +93,6 @@ static const struct cr4_row {
 };
 #define CR4_PCE BIT(8) /* no CPUID condition */
 
-static int mov_cr4_try(uint64_t v)
-{
-    exc_clear();
-    asm volatile(ASM_TRY "mov %0, %%cr4\n\t" ASM_TRY_END : : "r"(v) : "memory");
-    return exc_last.vector;
-}
-
-static int rdmsr_try(uint32_t idx, uint64_t *val)
-{
-    uint32_t lo = 0, hi = 0;
-    exc_clear();
-    asm volatile(ASM_TRY "rdmsr\n\t" ASM_TRY_END : "=a"(lo), "=d"(hi) : "c"(idx) : "memory");
-    *val = (uint64_t)hi << 32 | lo;
-    return exc_last.vector;
-}
-
-static int wrmsr_try(uint32_t idx, uint64_t v)
-{
-    exc_clear();
-    asm volatile(ASM_TRY "wrmsr\n\t" ASM_TRY_END : : "c"(idx), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
-                 : "memory");
-    return exc_last.vector;
-}
-
 static void test_cr4_fixed1(void)
 {
     uint64_t fixed1 = rdmsr(MSR_IA32_VMX_CR4_FIXED1), enumerated = CR4_PCE;

@@ -99,38 +99,6 @@ static bool has_pks(void)
 
 /* ---- Small helpers ------------------------------------------------------------------ */
 
-/* Each runs one instruction with a recovery point: -1, or the vector it took. */
-static int mov_cr4_try(uint64_t v)
-{
-    exc_clear();
-    asm volatile(ASM_TRY "mov %0, %%cr4\n\t" ASM_TRY_END : : "r"(v) : "memory");
-    return exc_last.vector;
-}
-
-static int rdmsr_try(uint32_t idx, uint64_t *val)
-{
-    uint32_t lo = 0, hi = 0;
-    exc_clear();
-    asm volatile(ASM_TRY "rdmsr\n\t" ASM_TRY_END : "=a"(lo), "=d"(hi) : "c"(idx) : "memory");
-    *val = (uint64_t)hi << 32 | lo;
-    return exc_last.vector;
-}
-
-static int wrmsr_try(uint32_t idx, uint64_t v)
-{
-    exc_clear();
-    asm volatile(ASM_TRY "wrmsr\n\t" ASM_TRY_END : : "c"(idx), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
-                 : "memory");
-    return exc_last.vector;
-}
-
-enum { MSR_READ_LOW = 0, MSR_WRITE_LOW = 2048 };
-
-static void set_msr_bit(unsigned area, uint32_t msr)
-{
-    ctx.msr_bitmap[area + (msr & 0x1FFF) / 8] |= (uint8_t)(1u << (msr & 7));
-}
-
 /* Fresh context with MSR bitmaps (all clear) and the given PKRS controls and fields. */
 static void fresh(void (*fn)(void *), uint32_t entry, uint32_t exit, uint64_t guest_pkrs, uint64_t host_pkrs)
 {
@@ -430,7 +398,7 @@ static void g_wrmsr_pkrs(void *a)
 static void test_msr_bitmap(void)
 {
     fresh(g_rdmsr_pkrs, ENTRY_LOAD_PKRS, EXIT_LOAD_PKRS, 0x00050000, 0);
-    set_msr_bit(MSR_READ_LOW, MSR_IA32_PKRS);
+    vmx_set_msr_bit(&ctx, MSR_READ_LOW, MSR_IA32_PKRS);
     vmx_enter(&ctx);
     if (check_exit(EXIT_MSR_READ)) {
         CHECK((uint32_t)ctx.regs[R_RCX] == MSR_IA32_PKRS, " ecx 0x%lx", ctx.regs[R_RCX]);
@@ -442,7 +410,7 @@ static void test_msr_bitmap(void)
     report_checks("pks_msr_bitmap_read_exits");
 
     fresh(g_wrmsr_pkrs, ENTRY_LOAD_PKRS, EXIT_LOAD_PKRS, 0x00050000, 0);
-    set_msr_bit(MSR_WRITE_LOW, MSR_IA32_PKRS);
+    vmx_set_msr_bit(&ctx, MSR_WRITE_LOW, MSR_IA32_PKRS);
     vmx_enter(&ctx);
     if (check_exit(EXIT_MSR_WRITE)) {
         CHECK((uint32_t)ctx.regs[R_RCX] == MSR_IA32_PKRS && (uint32_t)ctx.regs[R_RAX] == 0x00F00000,
@@ -453,8 +421,8 @@ static void test_msr_bitmap(void)
     report_checks("pks_msr_bitmap_write_exits");
 
     fresh(g_wrmsr_pkrs, ENTRY_LOAD_PKRS, EXIT_LOAD_PKRS, 0x00050000, 0);
-    set_msr_bit(MSR_READ_LOW, MSR_IA32_PKRS + 1); /* a neighbour's bits do not matter */
-    set_msr_bit(MSR_WRITE_LOW, MSR_IA32_PKRS - 1);
+    vmx_set_msr_bit(&ctx, MSR_READ_LOW, MSR_IA32_PKRS + 1); /* a neighbour's bits do not matter */
+    vmx_set_msr_bit(&ctx, MSR_WRITE_LOW, MSR_IA32_PKRS - 1);
     vmx_enter(&ctx);
     CHECK(vmx_guest_done(&ctx), " %s", vmx_exit_str(&ctx));
     CHECK(g_val[0] == 0x00F00000, " the guest read back 0x%lx", g_val[0]);

@@ -69,30 +69,6 @@ static bool virt_supported(void)
     return tertiary_supported() && (rdmsr(MSR_IA32_VMX_PROCBASED_CTLS3) & TERTIARY_VIRT_SPEC_CTRL);
 }
 
-static int rdmsr_try(uint32_t idx, uint64_t *val)
-{
-    uint32_t lo = 0, hi = 0;
-    exc_clear();
-    asm volatile(ASM_TRY "rdmsr\n\t" ASM_TRY_END : "=a"(lo), "=d"(hi) : "c"(idx) : "memory");
-    *val = (uint64_t)hi << 32 | lo;
-    return exc_last.vector;
-}
-
-static int wrmsr_try(uint32_t idx, uint64_t v)
-{
-    exc_clear();
-    asm volatile(ASM_TRY "wrmsr\n\t" ASM_TRY_END : : "c"(idx), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
-                 : "memory");
-    return exc_last.vector;
-}
-
-enum { MSR_READ_LOW = 0, MSR_WRITE_LOW = 2048 };
-
-static void set_msr_bit(unsigned area, uint32_t msr)
-{
-    ctx.msr_bitmap[area + (msr & 0x1FFF) / 8] |= (uint8_t)(1u << (msr & 7));
-}
-
 /*
  * A guest with "virtualize IA32_SPEC_CTRL" (when activate is true), the
  * mask and shadow given, and IA32_SPEC_CTRL = real when it starts (VM entry
@@ -223,7 +199,7 @@ static void g_wrmsr_marked(void *a)
 static void test_bitmap_wins(void)
 {
     fresh(g_rdmsr_marked, true, SPEC_SSBD, SPEC_IBRS, SPEC_SSBD);
-    set_msr_bit(MSR_READ_LOW, MSR_IA32_SPEC_CTRL);
+    vmx_set_msr_bit(&ctx, MSR_READ_LOW, MSR_IA32_SPEC_CTRL);
     vmx_enter(&ctx);
     if (check_exit(EXIT_MSR_READ)) {
         CHECK((uint32_t)ctx.regs[R_RCX] == MSR_IA32_SPEC_CTRL, " ecx 0x%lx", ctx.regs[R_RCX]);
@@ -235,7 +211,7 @@ static void test_bitmap_wins(void)
     report_checks("spec_ctrl_bitmap_read_exit_wins");
 
     fresh(g_wrmsr_marked, true, SPEC_SSBD, SPEC_IBRS, SPEC_SSBD | SPEC_IBRS);
-    set_msr_bit(MSR_WRITE_LOW, MSR_IA32_SPEC_CTRL);
+    vmx_set_msr_bit(&ctx, MSR_WRITE_LOW, MSR_IA32_SPEC_CTRL);
     vmx_enter(&ctx);
     if (check_exit(EXIT_MSR_WRITE)) {
         CHECK(vmcs_read(IA32_SPEC_CTRL_SHADOW) == SPEC_IBRS, " the exiting WRMSR wrote the shadow: 0x%lx",

@@ -455,6 +455,11 @@ int hv_try(void (*fn)(void *), void *arg);
 #define ASM_TRY "movq $1f, exc_resume_rip(%%rip)\n\t"
 #define ASM_TRY_END "1:\n\tmovq $0, exc_resume_rip(%%rip)\n\t"
 
+/* One instruction with a recovery point: -1, or the vector it took (idt.c). */
+int mov_cr4_try(uint64_t v);
+int rdmsr_try(uint32_t idx, uint64_t *val);
+int wrmsr_try(uint32_t idx, uint64_t v);
+
 void idt_install(void);
 extern uint8_t hv_idt[256 * 16];
 void idt_set_gate(uint8_t vector, void *handler);
@@ -571,6 +576,11 @@ struct vmx_test_ctx {
 
 /* Offsets used by the assembly stub (checked by _Static_assert in vmx.c). */
 #define CTX_REGS_OFFSET 0
+
+/* MSR-bitmap areas: byte offsets of the four 1-KiB bitmaps (SDM Vol. 3C §25.6.9). */
+enum { MSR_READ_LOW = 0, MSR_READ_HIGH = 1024, MSR_WRITE_LOW = 2048, MSR_WRITE_HIGH = 3072 };
+/* Set the bit for msr (its low 13 bits) in one area of the context's MSR bitmap. */
+void vmx_set_msr_bit(struct vmx_test_ctx *c, unsigned area, uint32_t msr);
 
 uint32_t vmx_adjust_ctl(uint32_t msr, uint32_t want);
 bool vmx_ctl_allowed1(uint32_t msr, uint32_t bits);

@@ -88,3 +88,27 @@ void hv_exception(struct exc_frame *f)
     printf("FAIL unexpected_exception (vector %lu at 0x%lx)\n", f->vector, f->rip);
     hv_exit(1);
 }
+
+int mov_cr4_try(uint64_t v)
+{
+    exc_clear();
+    asm volatile(ASM_TRY "mov %0, %%cr4\n\t" ASM_TRY_END : : "r"(v) : "memory");
+    return exc_last.vector;
+}
+
+int rdmsr_try(uint32_t idx, uint64_t *val)
+{
+    uint32_t lo = 0, hi = 0;
+    exc_clear();
+    asm volatile(ASM_TRY "rdmsr\n\t" ASM_TRY_END : "=a"(lo), "=d"(hi) : "c"(idx) : "memory");
+    *val = (uint64_t)hi << 32 | lo;
+    return exc_last.vector;
+}
+
+int wrmsr_try(uint32_t idx, uint64_t v)
+{
+    exc_clear();
+    asm volatile(ASM_TRY "wrmsr\n\t" ASM_TRY_END : : "c"(idx), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+                 : "memory");
+    return exc_last.vector;
+}

@@ -337,3 +337,9 @@ const char *vmx_exit_str(const struct vmx_test_ctx *ctx)
                                                                                        : "");
     return buf;
 }
+
+void vmx_set_msr_bit(struct vmx_test_ctx *c, unsigned area, uint32_t msr)
+{
+    uint32_t bit = msr & 0x1FFF;
+    c->msr_bitmap[area + bit / 8] |= (uint8_t)(1u << (bit & 7));
+}
