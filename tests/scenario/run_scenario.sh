@@ -4,6 +4,8 @@
 #   # EXPECT-OUT: text     a stdout line containing text (in this order)
 #   # EXPECT-ERR: text     stderr contains text
 #   # EXPECT-EXIT: n       exit status
+# "# VARIANT v ..." lines add runs of the same image with other options
+# (vmxsim_add_variants in tests/CMakeLists.txt).
 # usage: run_scenario.sh VMXSIM GUEST_IMAGE GUEST_SOURCE
 set -u
 vmxsim=$1 image=$2 src=$3
