@@ -343,7 +343,8 @@ static void deliver_event(struct cpu *c, struct event ev, bool injected)
         if (!(c->cr0 & X86_CR0_PE))
             ev.has_error = false;
         /* Delivery takes time: a fault loop that executes no instruction must
-         * still advance the TSC, so the preemption timer and the APIC timer fire. */
+         * still advance the TSC, so the preemption timer (SDM Vol. 3C §26.5.1)
+         * and the APIC timer fire. */
         c->cycles += timing_event_cost(TIMING_EV_EXCEPTION);
         /* SDM Vol. 3C §27.6.1.2: an injected event never causes a VM exit directly. */
         if (!(injected && depth == 0) && exception_exits(c, &ev, nested ? &outer : NULL))
