@@ -68,14 +68,30 @@ static void on_sensitive(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
     uc_emu_stop(uc);
 }
 
+static unsigned code_access(struct cpu *c)
+{
+    unsigned acc = PAGING_ACC_FETCH | PAGING_ACC_NO_AD;
+    if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
+        acc |= PAGING_ACC_USER;
+    return acc;
+}
+
 /* Read the code bytes of [addr, addr+len) without side effects on A/D flags. */
 static bool read_code(struct cpu *c, uint64_t addr, uint8_t *buf, size_t len)
 {
     struct x86_fault f;
-    unsigned acc = PAGING_ACC_FETCH | PAGING_ACC_NO_AD;
-    if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
-        acc |= PAGING_ACC_USER;
-    return cpu_lin_read(c, addr, buf, len, acc, &f);
+    return cpu_lin_read(c, addr, buf, len, code_access(c), &f);
+}
+
+/* The RAM pages this engine now holds translated code from (contexts.c watches writes to them). */
+static void note_code_pages(struct cpu *c, uint64_t addr, uint32_t size)
+{
+    uint64_t pa, last = addr + size - 1;
+    unsigned acc = code_access(c);
+    if (cpu_lin_to_phys(c, addr, acc, &pa))
+        cpu_ctx_code_page(c, pa);
+    if (((last ^ addr) >> 12) && cpu_lin_to_phys(c, last, acc, &pa))
+        cpu_ctx_code_page(c, pa);
 }
 
 static csh capstone_for(struct cpu *c)
@@ -93,9 +109,9 @@ static csh capstone_for(struct cpu *c)
 static bool hook_insn(struct cpu *c, uint64_t addr)
 {
     uc_hook h;
-    if (!hookset_add(&c->hooked, addr))
+    if (!hookset_add(&c->cur->hooked, addr))
         return false;
-    if (c->hooked.count > MAX_HOOKS) {
+    if (c->cur->hooked.count > MAX_HOOKS) {
         cpu_request_stop(c, VMXSIM_STOP_ERROR, 0,
                          "too many distinct sensitive-instruction addresses (>65536)");
         return false;
@@ -140,6 +156,7 @@ static bool decode_block(struct cpu *c, uint64_t addr, uint32_t size, struct cpu
         b->cost = 1;
         goto out;
     }
+    note_code_pages(c, addr, size);
     csh cs = capstone_for(c);
     cs_insn *insn = cs_malloc(cs);
     const uint8_t *p = code;
@@ -250,6 +267,8 @@ void cpu_blocks_retag(struct cpu *c)
     if (c->ept_on)
         h ^= c->ept.eptp * 0x165667B19E3779F9ULL;
     h ^= c->vmx.non_root ? 0x5555555555555555ULL : 0;
+    /* CODE hooks belong to one engine: a block decoded in another has none here. */
+    h ^= (uint64_t)c->cur->index * 0x27D4EB2F165667C5ULL;
     /* Which instructions get checks depends on these (needs_check). */
     h ^= (c->sld ? 0x1000ULL : 0) | (c->ac_mode ? 0x2000ULL : 0) | ((c->cr0 & X86_CR0_AM) ? 0x4000ULL : 0);
     c->block_tag = h | 1; /* never 0: the tag of an empty slot */
@@ -317,7 +336,6 @@ bool cpu_fetch_insn(struct cpu *c, uint64_t rip, cs_insn **out, struct x86_fault
 vmxsim_err cpu_blocks_init(struct cpu *c)
 {
     static const cs_mode modes[3] = {CS_MODE_16, CS_MODE_32, CS_MODE_64};
-    uc_hook h;
     c->blocks = calloc(CPU_BLOCK_CACHE_SIZE, sizeof *c->blocks);
     if (!c->blocks)
         return VMXSIM_ERR_NOMEM;
@@ -326,7 +344,13 @@ vmxsim_err cpu_blocks_init(struct cpu *c)
             return VMXSIM_ERR_INTERNAL;
         cs_option(c->cs[i], CS_OPT_DETAIL, CS_OPT_ON);
     }
-    if (uc_hook_add(c->uc, &h, UC_HOOK_BLOCK, (void *)on_block, c, 1, 0) != UC_ERR_OK)
+    return VMXSIM_OK;
+}
+
+vmxsim_err cpu_blocks_hook(struct cpu *c, uc_engine *uc)
+{
+    uc_hook h;
+    if (uc_hook_add(uc, &h, UC_HOOK_BLOCK, (void *)on_block, c, 1, 0) != UC_ERR_OK)
         return VMXSIM_ERR_UNICORN;
     return VMXSIM_OK;
 }
@@ -340,7 +364,6 @@ void cpu_blocks_free(struct cpu *c)
         }
     }
     free(c->blocks);
-    free(c->hooked.addrs);
     for (size_t i = 0; i < CPU_ICACHE_SIZE; i++)
         if (c->icache[i].insn)
             cs_free(c->icache[i].insn, 1);

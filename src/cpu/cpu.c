@@ -70,22 +70,25 @@ static void apic_mmio_write(uc_engine *uc, uint64_t off, unsigned size, uint64_t
     c->next_event = c->cycles + 1; /* EOI, ICR or a timer write: look at events after this block */
 }
 
-static vmxsim_err add_hooks(struct cpu *c)
+/* The hooks of every engine (contexts.c opens more than one). */
+vmxsim_err cpu_engine_hooks(struct cpu *c, uc_engine *uc)
 {
     uc_hook h;
-    uc_err e = uc_hook_add(c->uc, &h, UC_HOOK_TLB_FILL, (void *)cpu_tlb_fill, c, 1, 0);
+    uc_err e = uc_hook_add(uc, &h, UC_HOOK_TLB_FILL, (void *)cpu_tlb_fill, c, 1, 0);
     if (!e)
-        e = uc_hook_add(c->uc, &h, UC_HOOK_INTR, (void *)on_intr, c, 1, 0);
+        e = uc_hook_add(uc, &h, UC_HOOK_INTR, (void *)on_intr, c, 1, 0);
     if (!e)
-        e = uc_hook_add(c->uc, &h, UC_HOOK_INSN_INVALID, (void *)on_invalid, c, 1, 0);
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN_INVALID, (void *)on_invalid, c, 1, 0);
     if (!e)
-        e = uc_hook_add(c->uc, &h, UC_HOOK_INSN, (void *)on_in, c, 1, 0, UC_X86_INS_IN);
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)on_in, c, 1, 0, UC_X86_INS_IN);
     if (!e)
-        e = uc_hook_add(c->uc, &h, UC_HOOK_INSN, (void *)on_out, c, 1, 0, UC_X86_INS_OUT);
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)on_out, c, 1, 0, UC_X86_INS_OUT);
     /* The xAPIC page needs a hole in RAM; with more RAM only x2APIC MSRs reach the APIC. */
     if (!e && c->ram_size <= LAPIC_DEFAULT_BASE)
-        e = uc_mmio_map(c->uc, LAPIC_DEFAULT_BASE, 0x1000, apic_mmio_read, c, apic_mmio_write, c);
-    return e ? VMXSIM_ERR_UNICORN : VMXSIM_OK;
+        e = uc_mmio_map(uc, LAPIC_DEFAULT_BASE, 0x1000, apic_mmio_read, c, apic_mmio_write, c);
+    if (e)
+        return VMXSIM_ERR_UNICORN;
+    return cpu_blocks_hook(c, uc);
 }
 
 vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err, size_t errlen)
@@ -115,7 +118,7 @@ vmxsim_err cpu_create(const struct cpu_config *cfg, struct cpu **out, char *err,
     if (r == VMXSIM_OK)
         r = cpu_blocks_init(c);
     if (r == VMXSIM_OK)
-        r = add_hooks(c);
+        r = cpu_engine_hooks(c, c->uc);
     if (r != VMXSIM_OK) {
         if (!err[0])
             snprintf(err, errlen, "%s", vmxsim_strerror(r));

@@ -33,6 +33,49 @@ struct cpu_env_layout {
     size_t error_code;  /* int: error code of the exception being raised */
     size_t exception_is_int;
     size_t old_exception; /* int: QEMU's "exception in flight" (DESIGN §2 bug) */
+    /* An engine's own mode state (contexts.c): hflags .. cr[4] and a20_mask, and efer. */
+    size_t mode_lo, mode_hi, efer;
+    size_t dbg_lo, dbg_hi; /* dr[7] and QEMU's breakpoint pointers */
+};
+
+struct cpu_hookset {
+    uint64_t *addrs;  /* open-addressing set of addresses with a CODE hook */
+    size_t cap, count;
+};
+
+/*
+ * Everything Unicorn's TLB entries of an engine were filled under (our
+ * TLB-fill hook's inputs, and the architectural TLB's generation): while it
+ * is unchanged, the engine's TLB is still exact (contexts.c).
+ */
+struct cpu_fill_ctx {
+    uint64_t cr0, cr3, cr4, efer, pdpte[4];
+    uint64_t gdt_base, idt_base, ldt_base, tr_base;
+    uint32_t gdt_limit, idt_limit, ldt_limit, tr_limit;
+    uint64_t eptp, ept_caps, tlb_gen;
+    uint32_t pkru, pkrs;
+    uint16_t vpid;
+    uint8_t ept_on, mbec, non_root, unrestricted;
+};
+
+#define CPU_MAX_ENGINES 5   /* VMX root operation + up to 4 guest VMCSs */
+#define CPU_ENGINE_ROOT ~0ull /* key of the root engine (no VMCS address is all ones) */
+
+/* One Unicorn engine: a translation context with its own TLB and code cache (DESIGN §2). */
+struct cpu_engine {
+    uc_engine *uc;
+    uc_context *ctx;          /* its CPU state while it does not run */
+    uint64_t key;             /* CPU_ENGINE_ROOT or the guest's VMCS address */
+    uint64_t last_use;
+    unsigned index;
+    bool cloned;              /* ctx holds a whole state (the engine has run or been loaded) */
+    uint64_t cr0, cr3, cr4, efer; /* the control registers its QEMU state holds */
+    struct cpu_fill_ctx fill; /* what its TLB was filled under (valid while fill_valid) */
+    bool fill_valid;
+    bool tlb_stale;           /* another engine started code on a page this one may write */
+    bool tb_stale;            /* a page this engine translated code from was written */
+    struct cpu_hookset hooked; /* addresses with a CODE hook in this engine */
+    uint8_t *code_pages;      /* bitmap of RAM pages it translated code from */
 };
 
 /* Why uc_emu_start returned (set by hooks). */
@@ -68,13 +111,12 @@ struct cpu_icache {
     cs_insn *insn;
 };
 
-struct cpu_hookset {
-    uint64_t *addrs;  /* open-addressing set of addresses with a CODE hook */
-    size_t cap, count;
-};
 
 struct cpu {
-    uc_engine *uc;
+    uc_engine *uc;             /* the running engine (cur->uc) */
+    struct cpu_engine eng[CPU_MAX_ENGINES];
+    struct cpu_engine *cur;
+    uint64_t engine_clock;
     csh cs[3]; /* Capstone for 16-, 32- and 64-bit code */
     struct cpu_model model;
     struct msr_file msrs;
@@ -152,11 +194,10 @@ struct cpu {
     uint64_t block_tag;         /* translation context of cached decodes (cpu_blocks_retag) */
     uint64_t block_gen;         /* explicit invalidations */
     struct cpu_icache icache[CPU_ICACHE_SIZE];
-    struct cpu_hookset hooked;
 
     /* Unicorn context used to patch hidden state. */
     struct cpu_env_layout env;
-    uc_context *ctx;
+    uc_context *ctx;            /* cur->ctx */
     bool ctx_valid;             /* ctx equals the engine's state (engine.c) */
 
     bool feature_control_unlocked;
@@ -169,6 +210,8 @@ struct cpu {
 /* engine.c — Unicorn set-up and hidden-state access. */
 vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen);
 void cpu_engine_close(struct cpu *c);
+uc_err cpu_engine_new(struct cpu *c, uc_engine **uc); /* opened and mapped, no hooks */
+void cpu_ctx_fresh(struct cpu *c);
 uint64_t cpu_reg(struct cpu *c, int ucreg);
 void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v);
 void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out);
@@ -187,6 +230,18 @@ unsigned cpu_cpl(struct cpu *c);
 bool cpu_long_mode(const struct cpu *c);
 unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */
 
+/* cpu.c — the hooks every engine carries. */
+vmxsim_err cpu_engine_hooks(struct cpu *c, uc_engine *uc);
+
+/* contexts.c — one engine per translation context (DESIGN §2). */
+void cpu_ctx_leave(struct cpu *c, const struct x86_state *st);
+void cpu_ctx_enter(struct cpu *c);
+void cpu_ctx_validate(struct cpu *c, const struct x86_state *st);
+void cpu_ctx_code_page(struct cpu *c, uint64_t pa);
+void cpu_ctx_wrote(struct cpu *c, uint64_t pa, uint64_t len);
+bool cpu_ctx_foreign_code(const struct cpu *c, uint64_t pa);
+void cpu_ctx_close(struct cpu *c);
+
 /* mem.c — linear and physical memory for the core. */
 void cpu_paging_state(struct cpu *c, struct paging_state *st);
 struct tlb_ctx cpu_tlb_ctx(const struct cpu *c);
@@ -199,12 +254,14 @@ bool cpu_phys_write(struct cpu *c, uint64_t pa, const void *buf, size_t len);
 /* Linear accesses with full paging checks; a fault is returned in *f. */
 bool cpu_lin_read(struct cpu *c, uint64_t la, void *buf, size_t len, unsigned acc,
                   struct x86_fault *f) CPU_WARN_UNUSED;
+bool cpu_lin_to_phys(struct cpu *c, uint64_t la, unsigned acc, uint64_t *pa) CPU_WARN_UNUSED;
 bool cpu_lin_write(struct cpu *c, uint64_t la, const void *buf, size_t len, unsigned acc,
                    struct x86_fault *f) CPU_WARN_UNUSED;
 bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e, void *ud);
 
 /* blocks.c — pre-decode, CODE hooks on sensitive instructions, cycles. */
 vmxsim_err cpu_blocks_init(struct cpu *c);
+vmxsim_err cpu_blocks_hook(struct cpu *c, uc_engine *uc);
 void cpu_blocks_free(struct cpu *c);
 void cpu_blocks_invalidate(struct cpu *c);
 void cpu_blocks_refund(struct cpu *c, uint64_t rip);

@@ -59,6 +59,8 @@ static void ctx_fresh(struct cpu *c)
     c->ctx_valid = true;
 }
 
+void cpu_ctx_fresh(struct cpu *c) { ctx_fresh(c); }
+
 void cpu_ctx_dirty(struct cpu *c) { c->ctx_valid = false; }
 
 static bool find_u64(const uint8_t *blob, size_t size, uint64_t v, size_t *off)
@@ -79,6 +81,53 @@ static int32_t ctx_i32(struct cpu *c, size_t off)
     int32_t v;
     memcpy(&v, ctx_bytes(c) + off, 4);
     return v;
+}
+
+/*
+ * An engine's mode state (contexts.c): hflags, hflags2, segs[6], ldt, tr,
+ * gdt, idt, cr[5], a20_mask in one run, and efer further on. Find cr[3] and
+ * efer by writing them (paging is off after reset, so nothing else moves;
+ * Unicorn's 64-bit reset state has LME and LMA set, and the write keeps LMA).
+ */
+static bool calibrate_mode(struct cpu *c)
+{
+    struct cpu_env_layout *L = &c->env;
+    const uint64_t cr3 = 0x5d3c1000ull, efer = 0x801; /* SCE | NXE */
+    size_t off = 0;
+    uint8_t *before = malloc(L->size);
+    bool ok = false;
+    if (!before)
+        return false;
+    uc_context_save(c->uc, c->ctx);
+    memcpy(before, ctx_bytes(c), L->size);
+    cpu_set_reg(c, UC_X86_REG_CR3, cr3);
+    uc_x86_msr m = {.rid = 0xC0000080u, .value = efer};
+    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+    uc_context_save(c->uc, c->ctx);
+    const uint8_t *b = ctx_bytes(c);
+    size_t cr = L->segs + 10 * L->seg_stride; /* after segs[6], ldt, tr, gdt, idt */
+    if (!find_u64(b, L->size, cr3, &off) || off != cr + 3 * 8)
+        goto out;
+    L->mode_lo = L->hflags;
+    L->mode_hi = cr + 5 * 8 + 4;
+    L->efer = 0;
+    for (size_t i = L->mode_hi; i + 8 <= L->size; i += 4) { /* the blob's header is not 8 bytes long */
+        uint64_t x, y;
+        memcpy(&x, b + i, 8);
+        memcpy(&y, before + i, 8);
+        if ((x & efer) == efer && !(y & efer) && ((x ^ y) & ~(efer | X86_EFER_LME)) == 0) {
+            if (L->efer)
+                goto out; /* ambiguous */
+            L->efer = i;
+        }
+    }
+    ok = L->efer > L->mode_hi;
+out:
+    m.value = 0;
+    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
+    cpu_set_reg(c, UC_X86_REG_CR3, 0);
+    free(before);
+    return ok;
 }
 
 /* Locate regs[], segs[], error_code and old_exception in the context. */
@@ -123,8 +172,12 @@ static bool calibrate(struct cpu *c, char *err, size_t errlen)
     L->error_code = dr0 - 16;       /* error_code, exception_is_int, exception_next_eip, dr[8] */
     L->exception_is_int = dr0 - 12;
     L->old_exception = dr0 + 8 * 8 + 4 * sizeof(void *); /* after dr[8] and 4 pointers */
+    L->dbg_lo = dr0 + 7 * 8;
+    L->dbg_hi = L->old_exception;
     /* After reset QEMU's old_exception is -1; anything else means a layout change. */
     if (L->seg_stride != 24 || ctx_i32(c, L->old_exception) != -1)
+        goto fail;
+    if (!calibrate_mode(c))
         goto fail;
     for (int i = 0; i < 16; i++)
         cpu_set_reg(c, gpr[i], 0);
@@ -309,34 +362,52 @@ unsigned cpu_code_bits(struct cpu *c)
     return (q.flags & (1u << 22)) ? 32 : 16;
 }
 
-vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen)
+/* An engine with guest RAM mapped and no hooks yet. */
+uc_err cpu_engine_new(struct cpu *c, uc_engine **out)
 {
-    uc_err e = uc_open(UC_ARCH_X86, UC_MODE_64, &c->uc);
-    if (e != UC_ERR_OK) {
-        snprintf(err, errlen, "uc_open: %s", uc_strerror(e));
-        return VMXSIM_ERR_UNICORN;
-    }
+    uc_engine *uc;
+    uc_err e = uc_open(UC_ARCH_X86, UC_MODE_64, &uc);
+    if (e != UC_ERR_OK)
+        return e;
     /* QEMU's Icelake-Server model: SMAP and PKU present, so QEMU's
      * user/supervisor/SMAP TLB split matches our permission checks. */
-    e = uc_ctl_set_cpu_model(c->uc, UC_CPU_X86_ICELAKE_SERVER);
+    e = uc_ctl_set_cpu_model(uc, UC_CPU_X86_ICELAKE_SERVER);
     if (e == UC_ERR_OK)
-        e = uc_ctl_tlb_mode(c->uc, UC_TLB_VIRTUAL);
+        e = uc_ctl_tlb_mode(uc, UC_TLB_VIRTUAL);
     /* An empty exit set: otherwise every uc_emu_start ends by invalidating
      * the TB before its `until` address, which asks our TLB-fill hook to
      * translate that address and clobbers the real stop cause. */
     if (e == UC_ERR_OK)
-        e = uc_ctl_exits_enable(c->uc);
+        e = uc_ctl_exits_enable(uc);
     if (e == UC_ERR_OK)
-        e = uc_mem_map_ptr(c->uc, 0, c->ram_size, UC_PROT_ALL, c->ram);
+        e = uc_mem_map_ptr(uc, 0, c->ram_size, UC_PROT_ALL, c->ram);
+    if (e != UC_ERR_OK) {
+        uc_close(uc);
+        return e;
+    }
+    *out = uc;
+    return UC_ERR_OK;
+}
+
+/* The root engine (the first translation context); guest engines come later (contexts.c). */
+vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen)
+{
+    struct cpu_engine *r = &c->eng[0];
+    uc_err e = cpu_engine_new(c, &r->uc);
     if (e != UC_ERR_OK) {
         snprintf(err, errlen, "unicorn set-up: %s", uc_strerror(e));
         return VMXSIM_ERR_UNICORN;
     }
+    r->key = CPU_ENGINE_ROOT;
+    r->cloned = true;
+    c->cur = r;
+    c->uc = r->uc;
     c->env.size = uc_context_size(c->uc);
-    if (uc_context_alloc(c->uc, &c->ctx) != UC_ERR_OK) {
+    if (uc_context_alloc(c->uc, &r->ctx) != UC_ERR_OK) {
         snprintf(err, errlen, "uc_context_alloc failed");
         return VMXSIM_ERR_NOMEM;
     }
+    c->ctx = r->ctx;
     if (!calibrate(c, err, errlen))
         return VMXSIM_ERR_UNICORN;
     return VMXSIM_OK;
@@ -344,12 +415,10 @@ vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen)
 
 void cpu_engine_close(struct cpu *c)
 {
-    if (c->ctx)
-        uc_context_free(c->ctx);
-    if (c->uc)
-        uc_close(c->uc);
+    cpu_ctx_close(c);
     c->ctx = NULL;
     c->uc = NULL;
+    c->cur = NULL;
 }
 
 /*

@@ -28,6 +28,7 @@ static enum paging_mem_status ram_cmpxchg(void *ctx, uint64_t pa, unsigned size,
     struct cpu *c = ctx;
     if (pa >= c->ram_size || size > c->ram_size - pa)
         return PAGING_MEM_UNBACKED;
+    cpu_ctx_wrote(c, pa, size);
     if (size == 8) {
         uint64_t e = expect;
         __atomic_compare_exchange_n((uint64_t *)(void *)(c->ram + pa), &e, desired, false,
@@ -65,6 +66,7 @@ bool cpu_phys_write(struct cpu *c, uint64_t pa, const void *buf, size_t len)
     if (pa >= c->ram_size || len > c->ram_size - pa)
         return false;
     memcpy(c->ram + pa, buf, len);
+    cpu_ctx_wrote(c, pa, len);
     return true;
 }
 
@@ -189,6 +191,18 @@ static bool lin_access(struct cpu *c, uint64_t la, void *buf, size_t len, unsign
     return true;
 }
 
+/* Where la is in RAM, with no side effect (acc should carry PAGING_ACC_NO_AD). */
+bool cpu_lin_to_phys(struct cpu *c, uint64_t la, unsigned acc, uint64_t *pa)
+{
+    struct paging_result r;
+    struct ept_result er;
+    bool final = false;
+    if (cpu_translate(c, la, acc, &r, &er, &final) != PAGING_OK)
+        return false;
+    *pa = r.pa;
+    return true;
+}
+
 bool cpu_lin_read(struct cpu *c, uint64_t la, void *buf, size_t len, unsigned acc,
                   struct x86_fault *f)
 {
@@ -259,6 +273,13 @@ bool cpu_tlb_fill(uc_engine *uc, uint64_t va, uc_mem_type type, uc_tlb_entry *e,
         e->perms = (uc_prot)(((r.allowed & PAGING_ALLOW_R) ? UC_PROT_READ : 0) |
                              ((r.allowed & PAGING_ALLOW_W) ? UC_PROT_WRITE : 0) |
                              ((r.allowed & PAGING_ALLOW_X) ? UC_PROT_EXEC : 0));
+        /* Another engine's code on this page: its native stores are the last we see of them. */
+        if ((r.allowed & PAGING_ALLOW_W) && cpu_ctx_foreign_code(c, e->paddr)) {
+            if (type == UC_MEM_WRITE)
+                cpu_ctx_wrote(c, e->paddr, 4096);
+            else
+                e->perms = (uc_prot)(e->perms & ~UC_PROT_WRITE); /* a store comes back here */
+        }
         /* The hook must grant what was asked, or Unicorn raises a fault. */
         return true;
     case PAGING_FAULT:

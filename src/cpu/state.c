@@ -66,13 +66,14 @@ static void set_msr_raw_by_index(struct cpu *c, uint32_t idx, uint64_t v)
         msr_set_raw(&c->msrs, id, v);
 }
 
-/* Load a whole state (VM entry/exit result). Translation state changes: flush. */
+/* Load a whole state (VM entry/exit result) into the engine of the context it enters. */
 void cpu_load_state(struct cpu *c, const struct x86_state *st)
 {
     const void *ptrs[X86_GPR_COUNT];
     for (int i = 0; i < X86_GPR_COUNT; i++)
         ptrs[i] = &st->gpr[i];
-    bool flushed = cpu_load_cr_state(c, st->cr0, st->cr3, st->cr4, st->efer);
+    cpu_ctx_enter(c); /* the engine of the context being entered (contexts.c) */
+    (void)cpu_load_cr_state(c, st->cr0, st->cr3, st->cr4, st->efer);
     c->cr2 = st->cr2;
     c->cr8 = st->cr8;
     memcpy(c->pdpte, st->pdpte, sizeof c->pdpte);
@@ -107,8 +108,9 @@ void cpu_load_state(struct cpu *c, const struct x86_state *st)
                                                               GUEST_INTR_STATE_MOV_SS);
     c->pending_dbg = st->pending_dbg;
     cpu_set_reg(c, UC_X86_REG_RIP, st->rip);
-    /* Translation context changes (EPT, VPID) need a flush even with the same CR3. */
-    if (!flushed)
-        cpu_flush_tlb(c);
+    /* Blocking by STI / MOV SS is the transition's to set (SDM Vol. 3C §27.7.1, §28.5). */
+    cpu_clear_inhibit(c);
+    /* Translation context changes (EPT, VPID, the TLB itself) need a flush even with the same CR3. */
+    cpu_ctx_validate(c, st);
     cpu_blocks_retag(c);
 }

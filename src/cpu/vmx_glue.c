@@ -209,6 +209,7 @@ void cpu_vmexit(struct cpu *c, struct vmx_exit *ex)
     uint32_t abort = 0;
     preemption_timer_exit(c);
     cpu_save_state(c, &st);
+    cpu_ctx_leave(c, &st);
     c->vmexits++;
     if (c->debug)
         fprintf(c->log, "[vmexit] %s (%u) qual %#llx rip %#llx\n", vmx_exit_reason_name(ex->reason),
@@ -581,6 +582,7 @@ void cpu_vmx_instruction(struct cpu *c, const cs_insn *insn)
         return;
     if (in.op == VMXI_VMLAUNCH || in.op == VMXI_VMRESUME) {
         cpu_save_state(c, &st);
+        cpu_ctx_leave(c, &st);
         st.rip = insn->address + insn->size; /* a failed entry resumes after it */
     }
     vmx_execute(&c->vmx, &vc, &in, &st, cpu_vmx_ops(c), &r);

@@ -31,6 +31,7 @@ struct tlb {
     struct tlb_slot *large; /* cfg.large.sets × ways */
     struct tlb_gpa_slot *gpa;
     uint64_t clock;         /* LRU time: bumped by every insert and hit */
+    uint64_t gen;           /* bumped by every invalidating operation (tlb_generation) */
     struct tlb_stats stats;
 };
 
@@ -612,6 +613,7 @@ static unsigned inval_gpa(struct tlb *t, bool by_ep4ta, uint64_t ep4ta, bool by_
 
 static void account(struct tlb *t, enum tlb_cause c, unsigned dropped)
 {
+    t->gen++;
     t->stats.ops[c]++;
     t->stats.dropped[c] += dropped;
 }
@@ -895,6 +897,8 @@ void tlb_reset(struct tlb *t)
 /* ==== Statistics ==== */
 
 const struct tlb_stats *tlb_stats(const struct tlb *t) { return &t->stats; }
+
+uint64_t tlb_generation(const struct tlb *t) { return t->gen; }
 
 void tlb_stats_clear(struct tlb *t) { memset(&t->stats, 0, sizeof t->stats); }
 

@@ -286,6 +286,12 @@ struct tlb_stats {
 };
 
 const struct tlb_stats *tlb_stats(const struct tlb *t);
+/*
+ * Changes with every invalidating operation, whatever it dropped: a cache
+ * of translations made from this TLB (Unicorn's, one per engine) is
+ * current only while the generation it was filled under is.
+ */
+uint64_t tlb_generation(const struct tlb *t);
 void tlb_stats_clear(struct tlb *t);
 
 /* Valid linear/combined entries and guest-physical entries now held. */

@@ -53,16 +53,16 @@
  * Variants: skylake (skylake-server profile, same expectations); noug
  * (without the unrestricted-guest capability: the real-mode entry fails,
  * and setting the control is VMfailValid 7).
- * Known vmxsim bugs (FAIL ..._KNOWN_BUG, see the defines below):
- *   EFER_LME: VM entry without "load IA32_EFER" clears IA32_EFER.LME when it
- *   loads CR0.PG = 0 (src/vmx/entry.c load_guest_regs); the SDM leaves it
- *   unmodified. GP_ERRCODE: an exception exit from real-address mode sets
- *   bit 11 (error code valid) of the VM-exit interruption information
- *   (src/vmx/intercept.c exception_exit). STALE_CODE: after a VM exit, the
- *   host's rewrite of a guest code page invalidates only the translated
- *   blocks that overlap the first byte written (Unicorn 2.1's notdirty_write
- *   makes the TLB entry write-fast after one write); vmxsim (src/cpu) never
- *   drops translations itself, so the guest runs its old code.
+ * Bugs these tests found (fixed; the names stay): EFER_LME, VM entry
+ *   without "load IA32_EFER" cleared IA32_EFER.LME when it loaded CR0.PG = 0
+ *   (the SDM leaves it unmodified); GP_ERRCODE, an exception exit from
+ *   real-address mode set bit 11 (error code valid) of the VM-exit
+ *   interruption information; STALE_CODE, the host's rewrite of a guest code
+ *   page invalidated only the translated blocks overlapping the first byte
+ *   written (Unicorn 2.1's notdirty_write makes the TLB entry write-fast
+ *   after one write), so the guest ran its old code. vmxsim now runs root and
+ *   guest in separate engines and drops a guest's translations of a page the
+ *   host wrote (src/cpu/contexts.c).
  *
 # ARGS: --cpu sapphire-rapids
 # EXPECT-ERR: [GUEST_SS_AR_DPL_ZERO]
@@ -95,6 +95,7 @@
 # EXPECT-OUT: PASS no_unrestricted_pe_without_pg_entry_fails
 # EXPECT-OUT: PASS no_unrestricted_same_state_with_pe_pg_enters
 # EXPECT-OUT: PASS unrestricted_without_ept_vmfail
+# EXPECT-OUT: PASS host_rewritten_guest_code_runs
 # EXPECT-EXIT: 1
 # VARIANT skylake ARGS: --cpu skylake-server
 # VARIANT noug ARGS: --cpu sapphire-rapids,-unrestricted_guest
@@ -106,10 +107,10 @@
 #include "ept_map.h"
 #include "guest.h"
 
-/* Known vmxsim bugs (see the report): sub-tests expected to fail until fixed. */
+/* Sub-tests named after the bugs they found (see the report). */
 #define EFER_LME "real_mode_efer_lme_unmodified"
 #define GP_ERRCODE "real_mode_gp_exit_no_error_code"
-#define STALE_CODE "host_rewritten_guest_code_runs_KNOWN_BUG"
+#define STALE_CODE "host_rewritten_guest_code_runs"
 
 /*
  * Guest memory (free in the 64-bit boot contract: [0x10000, 0x70000)).
