@@ -58,6 +58,7 @@ struct cpu_fill_ctx {
     uint8_t ept_on, mbec, non_root, unrestricted;
 };
 
+#define CPU_TCG_BUFFER_SIZE (64u << 20) /* translated code per engine */
 #define CPU_MAX_ENGINES 5   /* VMX root operation + up to 4 guest VMCSs */
 #define CPU_ENGINE_ROOT ~0ull /* key of the root engine (no VMCS address is all ones) */
 

@@ -369,9 +369,13 @@ uc_err cpu_engine_new(struct cpu *c, uc_engine **out)
     uc_err e = uc_open(UC_ARCH_X86, UC_MODE_64, &uc);
     if (e != UC_ERR_OK)
         return e;
+    /* Unicorn's default code buffer is 1 GiB, mapped and touched at start-up (~0.4 s of page
+     * faults per engine); a VMX run opens several engines. Full buffers are flushed and reused. */
+    e = uc_ctl_set_tcg_buffer_size(uc, CPU_TCG_BUFFER_SIZE);
     /* QEMU's Icelake-Server model: SMAP and PKU present, so QEMU's
      * user/supervisor/SMAP TLB split matches our permission checks. */
-    e = uc_ctl_set_cpu_model(uc, UC_CPU_X86_ICELAKE_SERVER);
+    if (e == UC_ERR_OK)
+        e = uc_ctl_set_cpu_model(uc, UC_CPU_X86_ICELAKE_SERVER);
     if (e == UC_ERR_OK)
         e = uc_ctl_tlb_mode(uc, UC_TLB_VIRTUAL);
     /* An empty exit set: otherwise every uc_emu_start ends by invalidating

@@ -593,6 +593,13 @@ bool vmx_enable(void);
  * ctx->ctl_unsupported is set.
  */
 void vmx_ctx_init(struct vmx_test_ctx *ctx, void (*fn)(void *), void *arg, const struct vmx_extras *extras);
+/*
+ * The same with the context's own VMCS region (4 KiB, aligned) and guest
+ * stack, for tests that keep several guests alive at once (the I/O and MSR
+ * bitmaps stay shared and are cleared again).
+ */
+void vmx_ctx_init_in(struct vmx_test_ctx *ctx, uint8_t *vmcs, uint8_t *stack_top, void (*fn)(void *), void *arg,
+                     const struct vmx_extras *ex);
 /* Make ctx's VMCS current again (after another ctx was used). */
 void vmx_ctx_load(struct vmx_test_ctx *ctx);
 /*

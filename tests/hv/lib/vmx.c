@@ -108,6 +108,12 @@ void vmx_ctx_load(struct vmx_test_ctx *ctx)
 
 void vmx_ctx_init(struct vmx_test_ctx *ctx, void (*fn)(void *), void *arg, const struct vmx_extras *ex)
 {
+    vmx_ctx_init_in(ctx, vmcs_page, guest_stack + sizeof guest_stack, fn, arg, ex);
+}
+
+void vmx_ctx_init_in(struct vmx_test_ctx *ctx, uint8_t *vmcs, uint8_t *stack_top, void (*fn)(void *), void *arg,
+                     const struct vmx_extras *ex)
+{
     static const struct vmx_extras none;
     struct dtr gdt, idt;
     if (!ex)
@@ -117,17 +123,17 @@ void vmx_ctx_init(struct vmx_test_ctx *ctx, void (*fn)(void *), void *arg, const
     memset(ctx, 0, sizeof *ctx);
     ctx->fn = fn;
     ctx->arg = arg;
-    ctx->vmcs = vmcs_page;
+    ctx->vmcs = vmcs;
     ctx->io_bitmap_a = io_bitmap_a_page;
     ctx->io_bitmap_b = io_bitmap_b_page;
     ctx->msr_bitmap = msr_bitmap_page;
-    ctx->guest_stack_top = guest_stack + sizeof guest_stack;
-    memset(vmcs_page, 0, sizeof vmcs_page);
+    ctx->guest_stack_top = stack_top;
+    memset(vmcs, 0, 4096);
     memset(io_bitmap_a_page, 0, 4096);
     memset(io_bitmap_b_page, 0, 4096);
     memset(msr_bitmap_page, 0, 4096);
-    *(uint32_t *)vmcs_page = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7FFFFFFF;
-    if (vmclear(pa(vmcs_page)) != VMSUCCEED)
+    *(uint32_t *)vmcs = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7FFFFFFF;
+    if (vmclear(pa(vmcs)) != VMSUCCEED)
         hv_check(false, 0, "vmclear", " of the test VMCS failed");
     vmx_ctx_load(ctx);
 
