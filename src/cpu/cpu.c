@@ -447,10 +447,10 @@ static void step(struct cpu *c)
     c->mtf_stepping = mtf;
     c->cause = CAUSE_NONE;
     c->block_stop = false;
-    c->ctx_valid = false;
+    cpu_ctx_dirty(c);
     c->stops++;
     uc_err e = uc_emu_start(c->uc, rip, NO_STOP_ADDR, 0, mtf ? 1 : 0);
-    c->ctx_valid = false;
+    cpu_ctx_dirty(c);
     if (c->block_stop) { /* stopped by the block hook: RIP is the block's start */
         struct x86_seg_state cs;
         cpu_get_seg(c, X86_SEG_CS, &cs);

@@ -200,6 +200,8 @@ struct cpu {
     struct cpu_env_layout env;
     uc_context *ctx;            /* cur->ctx */
     bool ctx_valid;             /* ctx equals the engine's state (engine.c) */
+    uc_context *pfx;            /* a short context: its first env.mode_hi bytes (NULL: not usable) */
+    bool pfx_valid;
 
     bool feature_control_unlocked;
     bool sld;                   /* MSR_TEST_CTRL.SPLIT_LOCK_DETECT: locked ops are checked */

@@ -42,7 +42,7 @@ uint64_t cpu_reg(struct cpu *c, int ucreg)
 void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v)
 {
     uc_reg_write(c->uc, ucreg, &v);
-    c->ctx_valid = false;
+    cpu_ctx_dirty(c);
 }
 
 static uint8_t *ctx_bytes(struct cpu *c) { return (uint8_t *)c->ctx; }
@@ -61,7 +61,42 @@ static void ctx_fresh(struct cpu *c)
 
 void cpu_ctx_fresh(struct cpu *c) { ctx_fresh(c); }
 
-void cpu_ctx_dirty(struct cpu *c) { c->ctx_valid = false; }
+void cpu_ctx_dirty(struct cpu *c)
+{
+    c->ctx_valid = false;
+    c->pfx_valid = false;
+}
+
+/*
+ * Segment caches and hflags sit in the first ~500 bytes of the context: a
+ * short context (the same header with a smaller size, calibrate_prefix)
+ * saves and restores only those. Returns bytes laid out like c->ctx whose
+ * prefix [0, env.mode_hi) is current.
+ */
+static uint8_t *pfx_bytes(struct cpu *c)
+{
+    if (c->ctx_valid || !c->pfx) {
+        ctx_fresh(c);
+        return ctx_bytes(c);
+    }
+    if (!c->pfx_valid) {
+        uc_context_save(c->uc, c->pfx);
+        c->pfx_valid = true;
+    }
+    return (uint8_t *)c->pfx;
+}
+
+/* Write back a prefix changed in place (b from pfx_bytes). */
+static void pfx_store(struct cpu *c, uint8_t *b)
+{
+    if (b == ctx_bytes(c)) {
+        uc_context_restore(c->uc, c->ctx);
+        c->pfx_valid = false;
+        return;
+    }
+    uc_context_restore(c->uc, c->pfx);
+    c->ctx_valid = false;
+}
 
 static bool find_u64(const uint8_t *blob, size_t size, uint64_t v, size_t *off)
 {
@@ -130,6 +165,34 @@ out:
     return ok;
 }
 
+/*
+ * The short context: Unicorn's context header (its first field is the
+ * number of state bytes that follow) with a smaller count. Used only if a
+ * short save reproduces the full one's prefix exactly.
+ */
+static void calibrate_prefix(struct cpu *c)
+{
+    struct cpu_env_layout *L = &c->env;
+    size_t data = L->regs, n; /* regs[] is the first field of the state */
+    memcpy(&n, ctx_bytes(c), sizeof n);
+    /* (The allocation rounds the header up to 24 bytes; the state starts at 20.) */
+    if (data < sizeof n || data + n > L->size || L->size - (data + n) >= 8 || L->mode_hi <= data)
+        return;
+    uint8_t *p = malloc(L->mode_hi);
+    if (!p)
+        return;
+    memcpy(p, ctx_bytes(c), data);
+    n = L->mode_hi - data;
+    memcpy(p, &n, sizeof n);
+    uc_context_save(c->uc, c->ctx);
+    memset(p + data, 0xA5, n);
+    if (uc_context_save(c->uc, (uc_context *)(void *)p) != UC_ERR_OK || memcmp(p + data, ctx_bytes(c) + data, n)) {
+        free(p);
+        return;
+    }
+    c->pfx = (uc_context *)(void *)p;
+}
+
 /* Locate regs[], segs[], error_code and old_exception in the context. */
 static bool calibrate(struct cpu *c, char *err, size_t errlen)
 {
@@ -179,6 +242,7 @@ static bool calibrate(struct cpu *c, char *err, size_t errlen)
         goto fail;
     if (!calibrate_mode(c))
         goto fail;
+    calibrate_prefix(c);
     for (int i = 0; i < 16; i++)
         cpu_set_reg(c, gpr[i], 0);
     for (int i = 0; i < 4; i++)
@@ -218,15 +282,24 @@ struct qseg {
     uint32_t flags;
 };
 
-static void ctx_get_qseg(struct cpu *c, unsigned idx, struct qseg *q)
+static void get_qseg(const struct cpu *c, const uint8_t *b, unsigned idx, struct qseg *q)
 {
-    memcpy(q, ctx_bytes(c) + c->env.segs + idx * c->env.seg_stride, sizeof *q);
+    memcpy(q, b + c->env.segs + idx * c->env.seg_stride, sizeof *q);
 }
 
-static void ctx_put_qseg(struct cpu *c, unsigned idx, const struct qseg *q)
+static void put_qseg(const struct cpu *c, uint8_t *b, unsigned idx, const struct qseg *q)
 {
-    memcpy(ctx_bytes(c) + c->env.segs + idx * c->env.seg_stride, q, sizeof *q);
+    memcpy(b + c->env.segs + idx * c->env.seg_stride, q, sizeof *q);
 }
+
+static uint32_t get_hflags(const struct cpu *c, const uint8_t *b)
+{
+    uint32_t hf;
+    memcpy(&hf, b + c->env.hflags, 4);
+    return hf;
+}
+
+static void put_hflags(const struct cpu *c, uint8_t *b, uint32_t hf) { memcpy(b + c->env.hflags, &hf, 4); }
 
 void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out)
 {
@@ -240,8 +313,7 @@ void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out)
         return;
     }
     struct qseg q;
-    ctx_fresh(c);
-    ctx_get_qseg(c, (unsigned)s, &q);
+    get_qseg(c, pfx_bytes(c), (unsigned)s, &q);
     out->selector = (uint16_t)q.selector;
     out->base = q.base;
     out->limit = q.limit;
@@ -286,28 +358,25 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
                           .limit = segs[s].limit,
                           .flags = ar_to_flags(segs[s].ar)};
         uc_reg_write(c->uc, seg_ucreg[s], &mmr);
-        c->ctx_valid = false;
+        cpu_ctx_dirty(c);
     }
     if (!(mask & 0x3Fu))
         return;
     uint64_t eflags = cpu_reg(c, UC_X86_REG_RFLAGS);
     struct qseg q[6];
-    uint32_t hf;
-    ctx_fresh(c);
+    uint8_t *b = pfx_bytes(c);
     for (unsigned s = 0; s < 6; s++) {
-        ctx_get_qseg(c, s, &q[s]);
+        get_qseg(c, b, s, &q[s]);
         if (!(mask & (1u << s)))
             continue;
         q[s].selector = segs[s].selector;
         q[s].base = segs[s].base;
         q[s].limit = segs[s].limit;
         q[s].flags = ar_to_flags(segs[s].ar);
-        ctx_put_qseg(c, s, &q[s]);
+        put_qseg(c, b, s, &q[s]);
     }
-    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
-    hf = derive_hflags(hf, q, c->cr0, eflags);
-    memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
-    uc_context_restore(c->uc, c->ctx);
+    put_hflags(c, b, derive_hflags(get_hflags(c, b), q, c->cr0, eflags));
+    pfx_store(c, b);
 }
 
 /* Error code and INT-ness of the exception QEMU is raising (INTR hook). */
@@ -332,6 +401,7 @@ void cpu_clear_old_exception(struct cpu *c)
         return;
     memcpy(ctx_bytes(c) + c->env.old_exception, &none, 4);
     uc_context_restore(c->uc, c->ctx);
+    c->pfx_valid = false;
 }
 
 void cpu_flush_tlb(struct cpu *c) { uc_ctl_flush_tlb(c->uc); }
@@ -339,10 +409,9 @@ void cpu_flush_tlb(struct cpu *c) { uc_ctl_flush_tlb(c->uc); }
 unsigned cpu_cpl(struct cpu *c)
 {
     struct qseg q;
-    ctx_fresh(c);
-    ctx_get_qseg(c, X86_SEG_SS, &q);
     if (!(c->cr0 & X86_CR0_PE))
         return 0;
+    get_qseg(c, pfx_bytes(c), X86_SEG_SS, &q);
     if (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM)
         return 3;
     return (q.flags >> 13) & 3u;
@@ -353,8 +422,7 @@ bool cpu_long_mode(const struct cpu *c) { return (c->efer & X86_EFER_LMA) != 0; 
 unsigned cpu_code_bits(struct cpu *c)
 {
     struct qseg q;
-    ctx_fresh(c);
-    ctx_get_qseg(c, X86_SEG_CS, &q);
+    get_qseg(c, pfx_bytes(c), X86_SEG_CS, &q);
     if (cpu_long_mode(c) && (q.flags & (1u << 21)))
         return 64;
     if (!(c->cr0 & X86_CR0_PE) || (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM))
@@ -420,6 +488,8 @@ vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen)
 void cpu_engine_close(struct cpu *c)
 {
     cpu_ctx_close(c);
+    free(c->pfx);
+    c->pfx = NULL;
     c->ctx = NULL;
     c->uc = NULL;
     c->cur = NULL;
@@ -432,13 +502,7 @@ void cpu_engine_close(struct cpu *c)
  * 8E /2 with a register operand).
  */
 #define HF_INHIBIT_IRQ_MASK (1u << 3)
-bool cpu_inhibited(struct cpu *c)
-{
-    uint32_t hf;
-    ctx_fresh(c);
-    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
-    return (hf & HF_INHIBIT_IRQ_MASK) != 0;
-}
+bool cpu_inhibited(struct cpu *c) { return (get_hflags(c, pfx_bytes(c)) & HF_INHIBIT_IRQ_MASK) != 0; }
 
 bool cpu_movss_blocking(struct cpu *c)
 {
@@ -457,25 +521,20 @@ bool cpu_movss_blocking(struct cpu *c)
 /* The STI/MOV SS shadow ends when an emulated instruction completes (HLT: SDM Vol. 3A §6.8.3). */
 void cpu_clear_inhibit(struct cpu *c)
 {
-    uint32_t hf;
-    ctx_fresh(c);
-    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
+    uint8_t *b = pfx_bytes(c);
+    uint32_t hf = get_hflags(c, b);
     if (!(hf & HF_INHIBIT_IRQ_MASK))
         return;
-    hf &= ~HF_INHIBIT_IRQ_MASK;
-    memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
-    uc_context_restore(c->uc, c->ctx);
+    put_hflags(c, b, hf & ~HF_INHIBIT_IRQ_MASK);
+    pfx_store(c, b);
 }
 
 /* Blocking by STI or MOV SS loaded by VM entry (SDM Vol. 3C §27.7.1): QEMU's inhibit flag. */
 void cpu_set_inhibit(struct cpu *c)
 {
-    uint32_t hf;
-    ctx_fresh(c);
-    memcpy(&hf, ctx_bytes(c) + c->env.hflags, 4);
-    hf |= HF_INHIBIT_IRQ_MASK;
-    memcpy(ctx_bytes(c) + c->env.hflags, &hf, 4);
-    uc_context_restore(c->uc, c->ctx);
+    uint8_t *b = pfx_bytes(c);
+    put_hflags(c, b, get_hflags(c, b) | HF_INHIBIT_IRQ_MASK);
+    pfx_store(c, b);
 }
 
 /* CS base for code addresses: 0 in 64-bit mode (SDM Vol. 3A §3.4.4), else the hidden base. */
@@ -484,8 +543,7 @@ uint64_t cpu_cs_base(struct cpu *c)
     struct qseg q;
     if (cpu_code_bits(c) == 64)
         return 0;
-    ctx_fresh(c);
-    ctx_get_qseg(c, X86_SEG_CS, &q);
+    get_qseg(c, pfx_bytes(c), X86_SEG_CS, &q);
     return q.base;
 }
 

@@ -124,6 +124,14 @@ enum paging_status cpu_translate(struct cpu *c, uint64_t la, unsigned acc, struc
         r->global = e.global;
         return PAGING_OK;
     }
+    /* A side-effect-free read (the simulator decoding code) may use what the TLB holds, untouched. */
+    if (!cache && (c->cr0 & X86_CR0_PG) && !(acc & PAGING_ACC_WRITE) && tlb_probe(c->tlb, &ctx, la, &e) &&
+        tlb_check(&e, &st, acc, &r->allowed) == TLB_GRANT) {
+        r->pa = e.pa + (la & (e.page_size - 1));
+        r->page_size = e.page_size;
+        r->global = e.global;
+        return PAGING_OK;
+    }
     enum paging_status s = c->ept_on ? paging_walk_nested(&st, &c->ept, cpu_phys_mem(c), la, acc, r, er, er_final)
                                      : paging_walk(&st, cpu_phys_mem(c), la, acc, r);
     if (!cache)

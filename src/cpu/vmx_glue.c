@@ -635,7 +635,7 @@ bool cpu_vmx_fast(struct cpu *c)
     struct x86_fault f;
     if (!c->vmx.in_vmx || c->vmx.non_root || c->debug)
         return false;
-    c->ctx_valid = false;
+    cpu_ctx_dirty(c);
     uint64_t rip = cpu_reg(c, UC_X86_REG_RIP);
     if (cpu_code_bits(c) != 64 || cpu_cpl(c) != 0 || !cpu_fetch_insn(c, rip, &insn, &f) || !insn)
         return false;
@@ -645,6 +645,6 @@ bool cpu_vmx_fast(struct cpu *c)
         return false;
     cpu_blocks_refund(c, rip); /* the rest of the block has not run */
     cpu_vmx_instruction(c, insn);
-    c->ctx_valid = false;
+    cpu_ctx_dirty(c);
     return true;
 }

@@ -84,8 +84,14 @@ static void store_le16(uint8_t *p, uint16_t v)
 
 /* ---- Table queries -------------------------------------------------------- */
 
+const int16_t vmcs_field_lut[1u << 13] = {
+#define VMCS_FIELD(name, e, dep) [VMCS_ENC_KEY(e)] = VMCS_##name + 1,
+#include "vmx/vmcs_fields.def"
+#undef VMCS_FIELD
+};
+
 /* SDM Vol. 3C §25.11.2: reserved bits 31:15 and 12 clear, a known index, and
- * the high access only for 64-bit fields — all decided by the lookup switch. */
+ * the high access only for 64-bit fields — all decided by the lookup. */
 bool vmcs_field_valid(uint32_t enc)
 {
     return vmcs_field_lookup(enc) >= 0;

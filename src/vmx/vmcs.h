@@ -6,8 +6,9 @@
  *   - enum vmcs_field   VMCS_<NAME>: the row's index = its slot in memory;
  *   - enum vmcs_encoding <NAME> = encoding, the Linux names, so code reads
  *     like KVM: VMCS_WRITE32(vmcs, VM_EXIT_REASON, reason);
- *   - vmcs_field_lookup(), a switch over the encodings (a duplicate row is a
- *     compile error: "duplicate case value").
+ *   - vmcs_field_lookup(), a table indexed by the encoding's width, type and
+ *     index (vmcs.c; a duplicate row is a compile error: an initializer
+ *     overriding another, -Woverride-init / -Winitializer-overrides).
  * Width, type and index are bits of the encoding, never stored.
  *
  * The VMCS lives in guest-physical memory in the layout below
@@ -142,6 +143,12 @@ enum vmcs_encoding {
  * field maps to the same index as its full access. Inline so a constant
  * encoding folds to a constant slot.
  */
+/* Width, type and index of an encoding: 13 bits, the key of vmcs_field_lut. */
+#define VMCS_ENC_KEY(enc) ((((uint32_t)(enc) >> 2) & 0x1800u) | (((uint32_t)(enc) >> 1) & 0x7FFu))
+#define VMCS_ENC_KEY_BITS 0x6FFEu /* bits 14:13, 11:10, 9:1; bit 0 is the access type */
+/* VMCS_ENC_KEY(encoding) -> row index + 1, 0 for no field (vmcs.c). */
+extern const int16_t vmcs_field_lut[1u << 13];
+
 static inline int vmcs_field_lookup(uint32_t enc)
 {
     if (enc & VMCS_ENC_ACCESS_HIGH) {
@@ -149,15 +156,9 @@ static inline int vmcs_field_lookup(uint32_t enc)
             return -1;
         enc &= ~VMCS_ENC_ACCESS_HIGH;
     }
-    switch (enc) {
-#define VMCS_FIELD(name, e, dep) \
-    case (e):                    \
-        return VMCS_##name;
-#include "vmx/vmcs_fields.def"
-#undef VMCS_FIELD
-    default:
+    if (enc & ~VMCS_ENC_KEY_BITS) /* reserved bits 31:15 and 12 */
         return -1;
-    }
+    return vmcs_field_lut[VMCS_ENC_KEY(enc)] - 1;
 }
 
 /*
