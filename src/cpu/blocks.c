@@ -76,6 +76,19 @@ static unsigned code_access(struct cpu *c)
     return acc;
 }
 
+/*
+ * CPUID outside non-root operation needs no stop: Unicorn's CPUID hook
+ * (cpu.c on_cpuid) answers it from the model in place. In non-root
+ * operation it exits (SDM Vol. 3C §26.1.2), which needs a stop before it.
+ */
+static void on_cpuid_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
+{
+    struct cpu *c = ud;
+    if (!c->vmx.non_root && !c->debug)
+        return;
+    on_sensitive(uc, addr, size, ud);
+}
+
 /* Read the code bytes of [addr, addr+len) without side effects on A/D flags. */
 static bool read_code(struct cpu *c, uint64_t addr, uint8_t *buf, size_t len)
 {
@@ -106,7 +119,7 @@ static csh capstone_for(struct cpu *c)
     }
 }
 
-static bool hook_insn(struct cpu *c, uint64_t addr)
+static bool hook_insn(struct cpu *c, uint64_t addr, bool cpuid)
 {
     uc_hook h;
     if (!hookset_add(&c->cur->hooked, addr))
@@ -116,7 +129,7 @@ static bool hook_insn(struct cpu *c, uint64_t addr)
                          "too many distinct sensitive-instruction addresses (>65536)");
         return false;
     }
-    uc_hook_add(c->uc, &h, UC_HOOK_CODE, (void *)on_sensitive, c, addr, addr);
+    uc_hook_add(c->uc, &h, UC_HOOK_CODE, cpuid ? (void *)on_cpuid_code : (void *)on_sensitive, c, addr, addr);
     return true;
 }
 
@@ -177,7 +190,7 @@ static bool decode_block(struct cpu *c, uint64_t addr, uint32_t size, struct cpu
         b->ninsns++;
         b->cost += raw ? 1 : timing_insn_cost(insn);
         if (raw || cpu_is_sensitive(insn) || needs_check(c, insn))
-            added |= hook_insn(c, at);
+            added |= hook_insn(c, at, !raw && insn->id == X86_INS_CPUID && !needs_check(c, insn));
     }
     if (left) { /* bytes Capstone does not know: count them as one instruction */
         b->off[b->ninsns] = (uint16_t)(size - left);

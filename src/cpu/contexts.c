@@ -175,7 +175,7 @@ static void switch_to(struct cpu *c, struct cpu_engine *t)
     c->uc = t->uc;
     c->ctx = t->ctx;
     c->ctx_valid = true;
-    c->pfx_valid = false; /* it held the other engine's */
+    c->pfx_valid = c->seg_valid = false; /* it held the other engine's */
     /* What this engine's QEMU state holds: the transition writes only what differs. */
     c->cr0 = t->cr0;
     c->cr3 = t->cr3;

@@ -36,6 +36,17 @@ static bool on_invalid(uc_engine *uc, void *ud)
     return true;
 }
 
+/*
+ * CPUID run natively (root operation, or no VMX): the model's answer instead
+ * of QEMU's (SDM Vol. 2A CPUID; blocks.c lets it run only outside non-root).
+ */
+static int on_cpuid(uc_engine *uc, void *ud)
+{
+    (void)uc;
+    cpu_cpuid(ud);
+    return 1; /* skip QEMU's own CPUID */
+}
+
 /* Fallbacks: a sensitive instruction reached without its CODE hook. */
 static uint32_t on_in(uc_engine *uc, uint32_t port, int size, void *ud)
 {
@@ -83,6 +94,8 @@ vmxsim_err cpu_engine_hooks(struct cpu *c, uc_engine *uc)
         e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)on_in, c, 1, 0, UC_X86_INS_IN);
     if (!e)
         e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)on_out, c, 1, 0, UC_X86_INS_OUT);
+    if (!e)
+        e = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)on_cpuid, c, 1, 0, UC_X86_INS_CPUID);
     /* The xAPIC page needs a hole in RAM; with more RAM only x2APIC MSRs reach the APIC. */
     if (!e && c->ram_size <= LAPIC_DEFAULT_BASE)
         e = uc_mmio_map(uc, LAPIC_DEFAULT_BASE, 0x1000, apic_mmio_read, c, apic_mmio_write, c);

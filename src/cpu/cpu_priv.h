@@ -200,8 +200,11 @@ struct cpu {
     struct cpu_env_layout env;
     uc_context *ctx;            /* cur->ctx */
     bool ctx_valid;             /* ctx equals the engine's state (engine.c) */
-    uc_context *pfx;            /* a short context: its first env.mode_hi bytes (NULL: not usable) */
-    bool pfx_valid;
+    uc_context *pfx;            /* a short context: its first env.mode_hi bytes (engine.c) */
+    bool pfx_valid;             /* pfx equals the engine's state */
+    bool seg_valid;             /* pfx's segment caches and hflags do */
+    uint64_t gpr_snap[16];      /* GPRs at the last cpu_save_state ... */
+    bool gpr_snap_valid;        /* ... and no register written or run since */
 
     bool feature_control_unlocked;
     bool sld;                   /* MSR_TEST_CTRL.SPLIT_LOCK_DETECT: locked ops are checked */
@@ -219,6 +222,9 @@ uint64_t cpu_reg(struct cpu *c, int ucreg);
 void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v);
 void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out);
 void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask);
+void cpu_load_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask, const struct x86_dtable *gdtr,
+                   const struct x86_dtable *idtr);
+void cpu_get_dtables(struct cpu *c, struct x86_dtable *gdtr, struct x86_dtable *idtr);
 int cpu_native_error_code(struct cpu *c, bool *is_int);
 void cpu_clear_old_exception(struct cpu *c);
 void cpu_flush_tlb(struct cpu *c);
@@ -285,6 +291,7 @@ void cpu_report_state(struct cpu *c, FILE *out);
 /* insn.c — emulation of the sensitive instructions. */
 void cpu_emulate_sensitive(struct cpu *c);
 void cpu_emulate_invalid(struct cpu *c);
+void cpu_cpuid(struct cpu *c);
 bool cpu_is_sensitive(const cs_insn *insn);
 bool cpu_is_vmx_insn(const cs_insn *insn);
 void cpu_invpcid(struct cpu *c, const cs_insn *insn);

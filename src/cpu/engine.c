@@ -27,10 +27,6 @@
 #define HF_CS64_MASK (1u << 15)
 #define HF_VM_MASK (1u << 17)
 
-static const int seg_ucreg[X86_SEG_COUNT] = {
-    UC_X86_REG_ES, UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS,
-    UC_X86_REG_FS, UC_X86_REG_GS, UC_X86_REG_LDTR, UC_X86_REG_TR,
-};
 
 uint64_t cpu_reg(struct cpu *c, int ucreg)
 {
@@ -39,10 +35,29 @@ uint64_t cpu_reg(struct cpu *c, int ucreg)
     return v;
 }
 
+/* Registers whose writes leave QEMU's segment caches and hflags as they are. */
+static bool plain_reg(int ucreg)
+{
+    switch (ucreg) {
+    case UC_X86_REG_RAX: case UC_X86_REG_RBX: case UC_X86_REG_RCX: case UC_X86_REG_RDX:
+    case UC_X86_REG_RSI: case UC_X86_REG_RDI: case UC_X86_REG_RBP: case UC_X86_REG_RSP:
+    case UC_X86_REG_R8: case UC_X86_REG_R9: case UC_X86_REG_R10: case UC_X86_REG_R11:
+    case UC_X86_REG_R12: case UC_X86_REG_R13: case UC_X86_REG_R14: case UC_X86_REG_R15:
+    case UC_X86_REG_RIP: case UC_X86_REG_RFLAGS:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v)
 {
     uc_reg_write(c->uc, ucreg, &v);
-    cpu_ctx_dirty(c);
+    c->ctx_valid = false;
+    c->pfx_valid = false;
+    c->gpr_snap_valid = false;
+    if (!plain_reg(ucreg))
+        c->seg_valid = false;
 }
 
 static uint8_t *ctx_bytes(struct cpu *c) { return (uint8_t *)c->ctx; }
@@ -65,35 +80,38 @@ void cpu_ctx_dirty(struct cpu *c)
 {
     c->ctx_valid = false;
     c->pfx_valid = false;
+    c->seg_valid = false;
+    c->gpr_snap_valid = false;
 }
 
 /*
  * Segment caches and hflags sit in the first ~500 bytes of the context: a
- * short context (the same header with a smaller size, calibrate_prefix)
- * saves and restores only those. Returns bytes laid out like c->ctx whose
- * prefix [0, env.mode_hi) is current.
+ * short context c->pfx (the same header with a smaller size,
+ * calibrate_prefix) saves and restores only those. Its segment caches and
+ * hflags stay current across writes of GPRs, RIP and RFLAGS (seg_valid);
+ * the whole prefix only until any register write (pfx_valid).
  */
+static const uint8_t *seg_bytes(struct cpu *c)
+{
+    if (!c->seg_valid) {
+        uc_context_save(c->uc, c->pfx);
+        c->pfx_valid = c->seg_valid = true;
+    }
+    return (const uint8_t *)c->pfx;
+}
+
+/* The prefix, current, to change in place and write back with pfx_store. */
 static uint8_t *pfx_bytes(struct cpu *c)
 {
-    if (c->ctx_valid || !c->pfx) {
-        ctx_fresh(c);
-        return ctx_bytes(c);
-    }
     if (!c->pfx_valid) {
         uc_context_save(c->uc, c->pfx);
-        c->pfx_valid = true;
+        c->pfx_valid = c->seg_valid = true;
     }
     return (uint8_t *)c->pfx;
 }
 
-/* Write back a prefix changed in place (b from pfx_bytes). */
-static void pfx_store(struct cpu *c, uint8_t *b)
+static void pfx_store(struct cpu *c)
 {
-    if (b == ctx_bytes(c)) {
-        uc_context_restore(c->uc, c->ctx);
-        c->pfx_valid = false;
-        return;
-    }
     uc_context_restore(c->uc, c->pfx);
     c->ctx_valid = false;
 }
@@ -170,27 +188,26 @@ out:
  * number of state bytes that follow) with a smaller count. Used only if a
  * short save reproduces the full one's prefix exactly.
  */
-static void calibrate_prefix(struct cpu *c)
+static bool calibrate_prefix(struct cpu *c)
 {
     struct cpu_env_layout *L = &c->env;
     size_t data = L->regs, n; /* regs[] is the first field of the state */
     memcpy(&n, ctx_bytes(c), sizeof n);
+    uint8_t *p = malloc(L->size);
+    if (!p)
+        return false;
+    c->pfx = (uc_context *)(void *)p;
+    memcpy(p, ctx_bytes(c), L->size);
     /* (The allocation rounds the header up to 24 bytes; the state starts at 20.) */
     if (data < sizeof n || data + n > L->size || L->size - (data + n) >= 8 || L->mode_hi <= data)
-        return;
-    uint8_t *p = malloc(L->mode_hi);
-    if (!p)
-        return;
-    memcpy(p, ctx_bytes(c), data);
-    n = L->mode_hi - data;
-    memcpy(p, &n, sizeof n);
+        return true; /* a whole context, as it is */
+    size_t short_n = L->mode_hi - data;
+    memcpy(p, &short_n, sizeof n);
     uc_context_save(c->uc, c->ctx);
-    memset(p + data, 0xA5, n);
-    if (uc_context_save(c->uc, (uc_context *)(void *)p) != UC_ERR_OK || memcmp(p + data, ctx_bytes(c) + data, n)) {
-        free(p);
-        return;
-    }
-    c->pfx = (uc_context *)(void *)p;
+    memset(p + data, 0xA5, short_n);
+    if (uc_context_save(c->uc, c->pfx) != UC_ERR_OK || memcmp(p + data, ctx_bytes(c) + data, short_n))
+        memcpy(p, &n, sizeof n); /* not as expected: use whole contexts */
+    return true;
 }
 
 /* Locate regs[], segs[], error_code and old_exception in the context. */
@@ -240,9 +257,8 @@ static bool calibrate(struct cpu *c, char *err, size_t errlen)
     /* After reset QEMU's old_exception is -1; anything else means a layout change. */
     if (L->seg_stride != 24 || ctx_i32(c, L->old_exception) != -1)
         goto fail;
-    if (!calibrate_mode(c))
+    if (!calibrate_mode(c) || !calibrate_prefix(c))
         goto fail;
-    calibrate_prefix(c);
     for (int i = 0; i < 16; i++)
         cpu_set_reg(c, gpr[i], 0);
     for (int i = 0; i < 4; i++)
@@ -301,23 +317,27 @@ static uint32_t get_hflags(const struct cpu *c, const uint8_t *b)
 
 static void put_hflags(const struct cpu *c, uint8_t *b, uint32_t hf) { memcpy(b + c->env.hflags, &hf, 4); }
 
+/* QEMU keeps LDTR and TR right after segs[6], then GDTR and IDTR, all as SegmentCache. */
+enum { QSEG_GDT = 8, QSEG_IDT = 9 };
+
 void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out)
 {
-    uc_x86_mmr mmr;
-    if (s == X86_SEG_LDTR || s == X86_SEG_TR) {
-        uc_reg_read(c->uc, seg_ucreg[s], &mmr);
-        out->selector = mmr.selector;
-        out->base = mmr.base;
-        out->limit = mmr.limit;
-        out->ar = flags_to_ar(mmr.flags, s);
-        return;
-    }
     struct qseg q;
-    get_qseg(c, pfx_bytes(c), (unsigned)s, &q);
+    get_qseg(c, seg_bytes(c), (unsigned)s, &q);
     out->selector = (uint16_t)q.selector;
     out->base = q.base;
     out->limit = q.limit;
     out->ar = flags_to_ar(q.flags, s);
+}
+
+void cpu_get_dtables(struct cpu *c, struct x86_dtable *gdtr, struct x86_dtable *idtr)
+{
+    struct qseg g, i;
+    const uint8_t *b = seg_bytes(c);
+    get_qseg(c, b, QSEG_GDT, &g);
+    get_qseg(c, b, QSEG_IDT, &i);
+    *gdtr = (struct x86_dtable){g.base, (uint16_t)g.limit};
+    *idtr = (struct x86_dtable){i.base, (uint16_t)i.limit};
 }
 
 /*
@@ -346,26 +366,17 @@ static uint32_t derive_hflags(uint32_t hf, const struct qseg *q, uint64_t cr0, u
 
 /*
  * Load the segments selected by mask (bit per enum x86_seg) with exact
- * hidden state. LDTR and TR go through Unicorn's own API.
+ * hidden state, and GDTR/IDTR when given, in one write of the context.
  */
-void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask)
+void cpu_load_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask, const struct x86_dtable *gdtr,
+                   const struct x86_dtable *idtr)
 {
-    for (int s = X86_SEG_LDTR; s <= X86_SEG_TR; s++) {
-        if (!(mask & (1u << s)))
-            continue;
-        uc_x86_mmr mmr = {.selector = segs[s].selector,
-                          .base = segs[s].base,
-                          .limit = segs[s].limit,
-                          .flags = ar_to_flags(segs[s].ar)};
-        uc_reg_write(c->uc, seg_ucreg[s], &mmr);
-        cpu_ctx_dirty(c);
-    }
-    if (!(mask & 0x3Fu))
+    if (!(mask & 0xFFu) && !gdtr && !idtr)
         return;
     uint64_t eflags = cpu_reg(c, UC_X86_REG_RFLAGS);
-    struct qseg q[6];
+    struct qseg q[X86_SEG_COUNT];
     uint8_t *b = pfx_bytes(c);
-    for (unsigned s = 0; s < 6; s++) {
+    for (unsigned s = 0; s < X86_SEG_COUNT; s++) {
         get_qseg(c, b, s, &q[s]);
         if (!(mask & (1u << s)))
             continue;
@@ -375,8 +386,24 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
         q[s].flags = ar_to_flags(segs[s].ar);
         put_qseg(c, b, s, &q[s]);
     }
-    put_hflags(c, b, derive_hflags(get_hflags(c, b), q, c->cr0, eflags));
-    pfx_store(c, b);
+    const struct x86_dtable *dt[2] = {gdtr, idtr};
+    for (unsigned i = 0; i < 2; i++) {
+        struct qseg t;
+        if (!dt[i])
+            continue;
+        get_qseg(c, b, QSEG_GDT + i, &t);
+        t.base = dt[i]->base;
+        t.limit = dt[i]->limit;
+        put_qseg(c, b, QSEG_GDT + i, &t);
+    }
+    if (mask & 0x3Fu)
+        put_hflags(c, b, derive_hflags(get_hflags(c, b), q, c->cr0, eflags));
+    pfx_store(c);
+}
+
+void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask)
+{
+    cpu_load_segs(c, segs, mask, NULL, NULL);
 }
 
 /* Error code and INT-ness of the exception QEMU is raising (INTR hook). */
@@ -400,8 +427,7 @@ void cpu_clear_old_exception(struct cpu *c)
     if (ctx_i32(c, c->env.old_exception) == -1)
         return;
     memcpy(ctx_bytes(c) + c->env.old_exception, &none, 4);
-    uc_context_restore(c->uc, c->ctx);
-    c->pfx_valid = false;
+    uc_context_restore(c->uc, c->ctx); /* the prefix saved in c->pfx is still what it was */
 }
 
 void cpu_flush_tlb(struct cpu *c) { uc_ctl_flush_tlb(c->uc); }
@@ -411,9 +437,10 @@ unsigned cpu_cpl(struct cpu *c)
     struct qseg q;
     if (!(c->cr0 & X86_CR0_PE))
         return 0;
-    get_qseg(c, pfx_bytes(c), X86_SEG_SS, &q);
-    if (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM)
+    /* Virtual-8086 mode (CPL 3) does not exist in IA-32e mode. */
+    if (!cpu_long_mode(c) && (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM))
         return 3;
+    get_qseg(c, seg_bytes(c), X86_SEG_SS, &q);
     return (q.flags >> 13) & 3u;
 }
 
@@ -422,10 +449,10 @@ bool cpu_long_mode(const struct cpu *c) { return (c->efer & X86_EFER_LMA) != 0; 
 unsigned cpu_code_bits(struct cpu *c)
 {
     struct qseg q;
-    get_qseg(c, pfx_bytes(c), X86_SEG_CS, &q);
+    get_qseg(c, seg_bytes(c), X86_SEG_CS, &q);
     if (cpu_long_mode(c) && (q.flags & (1u << 21)))
         return 64;
-    if (!(c->cr0 & X86_CR0_PE) || (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM))
+    if (!(c->cr0 & X86_CR0_PE) || (!cpu_long_mode(c) && (cpu_reg(c, UC_X86_REG_RFLAGS) & X86_RFLAGS_VM)))
         return 16;
     return (q.flags & (1u << 22)) ? 32 : 16;
 }
@@ -502,7 +529,7 @@ void cpu_engine_close(struct cpu *c)
  * 8E /2 with a register operand).
  */
 #define HF_INHIBIT_IRQ_MASK (1u << 3)
-bool cpu_inhibited(struct cpu *c) { return (get_hflags(c, pfx_bytes(c)) & HF_INHIBIT_IRQ_MASK) != 0; }
+bool cpu_inhibited(struct cpu *c) { return (get_hflags(c, seg_bytes(c)) & HF_INHIBIT_IRQ_MASK) != 0; }
 
 bool cpu_movss_blocking(struct cpu *c)
 {
@@ -526,7 +553,7 @@ void cpu_clear_inhibit(struct cpu *c)
     if (!(hf & HF_INHIBIT_IRQ_MASK))
         return;
     put_hflags(c, b, hf & ~HF_INHIBIT_IRQ_MASK);
-    pfx_store(c, b);
+    pfx_store(c);
 }
 
 /* Blocking by STI or MOV SS loaded by VM entry (SDM Vol. 3C §27.7.1): QEMU's inhibit flag. */
@@ -534,7 +561,7 @@ void cpu_set_inhibit(struct cpu *c)
 {
     uint8_t *b = pfx_bytes(c);
     put_hflags(c, b, get_hflags(c, b) | HF_INHIBIT_IRQ_MASK);
-    pfx_store(c, b);
+    pfx_store(c);
 }
 
 /* CS base for code addresses: 0 in 64-bit mode (SDM Vol. 3A §3.4.4), else the hidden base. */
@@ -543,7 +570,7 @@ uint64_t cpu_cs_base(struct cpu *c)
     struct qseg q;
     if (cpu_code_bits(c) == 64)
         return 0;
-    get_qseg(c, pfx_bytes(c), X86_SEG_CS, &q);
+    get_qseg(c, seg_bytes(c), X86_SEG_CS, &q);
     return q.base;
 }
 

@@ -107,17 +107,22 @@ static void set_edx_eax(struct cpu *c, uint64_t v)
     cpu_set_reg(c, UC_X86_REG_RDX, (uint32_t)(v >> 32));
 }
 
-/* CPUID — SDM Vol. 2A. */
-static bool do_cpuid(struct cpu *c, struct x86_fault *f)
+/* CPUID — SDM Vol. 2A: EAX/EBX/ECX/EDX from the model for leaf EAX, subleaf ECX. */
+void cpu_cpuid(struct cpu *c)
 {
     uint32_t out[4];
-    (void)f;
     model_cpuid(&c->model, (uint32_t)cpu_reg(c, UC_X86_REG_RAX), (uint32_t)cpu_reg(c, UC_X86_REG_RCX),
                 c->cr4, 0, out);
     cpu_set_reg(c, UC_X86_REG_RAX, out[0]);
     cpu_set_reg(c, UC_X86_REG_RBX, out[1]);
     cpu_set_reg(c, UC_X86_REG_RCX, out[2]);
     cpu_set_reg(c, UC_X86_REG_RDX, out[3]);
+}
+
+static bool do_cpuid(struct cpu *c, struct x86_fault *f)
+{
+    (void)f;
+    cpu_cpuid(c);
     return true;
 }
 

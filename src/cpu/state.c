@@ -23,6 +23,8 @@ void cpu_save_state(struct cpu *c, struct x86_state *st)
     for (int i = 0; i < X86_GPR_COUNT; i++)
         ptrs[i] = &st->gpr[i];
     uc_reg_read_batch(c->uc, (int *)gpr_ucreg, ptrs, X86_GPR_COUNT);
+    memcpy(c->gpr_snap, st->gpr, sizeof c->gpr_snap); /* cpu_load_state writes back only what changed */
+    c->gpr_snap_valid = true;
     st->rip = cpu_reg(c, UC_X86_REG_RIP);
     st->rflags = cpu_reg(c, UC_X86_REG_RFLAGS);
     st->cr0 = c->cr0;
@@ -33,19 +35,16 @@ void cpu_save_state(struct cpu *c, struct x86_state *st)
     st->dr7 = cpu_reg(c, UC_X86_REG_DR7);
     for (int s = 0; s < X86_SEG_COUNT; s++)
         cpu_get_seg(c, (enum x86_seg)s, &st->seg[s]);
-    uc_x86_mmr t;
-    uc_reg_read(c->uc, UC_X86_REG_GDTR, &t);
-    st->gdtr = (struct x86_dtable){t.base, (uint16_t)t.limit};
-    uc_reg_read(c->uc, UC_X86_REG_IDTR, &t);
-    st->idtr = (struct x86_dtable){t.base, (uint16_t)t.limit};
+    cpu_get_dtables(c, &st->gdtr, &st->idtr);
     st->efer = c->efer;
     st->pat = msr_get_raw(&c->msrs, MSR_ID_IA32_CR_PAT);
     st->debugctl = msr_get_raw(&c->msrs, MSR_ID_IA32_DEBUGCTLMSR);
     st->pkrs = msr_get_raw(&c->msrs, MSR_ID_IA32_PKRS);
     st->spec_ctrl = msr_get_raw(&c->msrs, MSR_ID_IA32_SPEC_CTRL);
-    (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_CS, &st->sysenter_cs);
-    (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_ESP, &st->sysenter_esp);
-    (void)cpu_rdmsr(c, MSR_IA32_SYSENTER_EIP, &st->sysenter_eip);
+    /* Only WRMSR and VM transitions write them, both through the MSR file. */
+    st->sysenter_cs = msr_get_raw(&c->msrs, MSR_ID_IA32_SYSENTER_CS);
+    st->sysenter_esp = msr_get_raw(&c->msrs, MSR_ID_IA32_SYSENTER_ESP);
+    st->sysenter_eip = msr_get_raw(&c->msrs, MSR_ID_IA32_SYSENTER_EIP);
     memcpy(st->pdpte, c->pdpte, sizeof st->pdpte);
     st->activity = c->activity;
     /* Blocking by STI / MOV SS lives in QEMU's inhibit flag (SDM Vol. 3C Table 25-3). */
@@ -59,49 +58,49 @@ void cpu_save_state(struct cpu *c, struct x86_state *st)
     st->pending_dbg = c->pending_dbg;
 }
 
-static void set_msr_raw_by_index(struct cpu *c, uint32_t idx, uint64_t v)
+/* SYSENTER_CS/ESP/EIP: the MSR file and the engine's copy, written when they change. */
+static void load_sysenter(struct cpu *c, const struct x86_state *st)
 {
-    enum msr_id id;
-    if (msr_lookup(idx, &id))
-        msr_set_raw(&c->msrs, id, v);
+    static const struct {
+        enum msr_id id;
+        uint32_t index;
+    } m[3] = {{MSR_ID_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_CS},
+              {MSR_ID_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_ESP},
+              {MSR_ID_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_EIP}};
+    const uint64_t v[3] = {st->sysenter_cs, st->sysenter_esp, st->sysenter_eip};
+    for (int i = 0; i < 3; i++) {
+        if (msr_get_raw(&c->msrs, m[i].id) == v[i])
+            continue;
+        msr_set_raw(&c->msrs, m[i].id, v[i]);
+        uc_x86_msr r = {.rid = m[i].index, .value = v[i]};
+        uc_reg_write(c->uc, UC_X86_REG_MSR, &r);
+        cpu_ctx_dirty(c);
+    }
 }
 
 /* Load a whole state (VM entry/exit result) into the engine of the context it enters. */
 void cpu_load_state(struct cpu *c, const struct x86_state *st)
 {
-    const void *ptrs[X86_GPR_COUNT];
-    for (int i = 0; i < X86_GPR_COUNT; i++)
-        ptrs[i] = &st->gpr[i];
+    bool snap = c->gpr_snap_valid;
     cpu_ctx_enter(c); /* the engine of the context being entered (contexts.c) */
     (void)cpu_load_cr_state(c, st->cr0, st->cr3, st->cr4, st->efer);
     c->cr2 = st->cr2;
     c->cr8 = st->cr8;
     memcpy(c->pdpte, st->pdpte, sizeof c->pdpte);
-    uc_reg_write_batch(c->uc, (int *)gpr_ucreg, (void *const *)ptrs, X86_GPR_COUNT);
-    cpu_ctx_dirty(c);
-    cpu_set_reg(c, UC_X86_REG_DR7, st->dr7);
+    /* VM transitions load RSP; the other GPRs are as cpu_save_state found them. */
+    for (int i = 0; i < X86_GPR_COUNT; i++)
+        if (!snap || st->gpr[i] != c->gpr_snap[i])
+            cpu_set_reg(c, gpr_ucreg[i], st->gpr[i]);
+    if (st->dr7 != cpu_reg(c, UC_X86_REG_DR7)) /* QEMU re-arms its breakpoints on each write */
+        cpu_set_reg(c, UC_X86_REG_DR7, st->dr7);
     cpu_set_reg(c, UC_X86_REG_RFLAGS, st->rflags);
-    uc_x86_mmr g = {.base = st->gdtr.base, .limit = st->gdtr.limit};
-    uc_x86_mmr i = {.base = st->idtr.base, .limit = st->idtr.limit};
-    uc_reg_write(c->uc, UC_X86_REG_GDTR, &g);
-    uc_reg_write(c->uc, UC_X86_REG_IDTR, &i);
-    cpu_ctx_dirty(c);
-    cpu_set_segs(c, st->seg, 0xFFu);
+    cpu_load_segs(c, st->seg, 0xFFu, &st->gdtr, &st->idtr);
     msr_set_raw(&c->msrs, MSR_ID_IA32_CR_PAT, st->pat);
     msr_set_raw(&c->msrs, MSR_ID_IA32_DEBUGCTLMSR, st->debugctl);
     msr_set_raw(&c->msrs, MSR_ID_IA32_PKRS, st->pkrs);
     msr_set_raw(&c->msrs, MSR_ID_IA32_SPEC_CTRL, st->spec_ctrl);
     msr_set_raw(&c->msrs, MSR_ID_EFER, st->efer);
-    set_msr_raw_by_index(c, MSR_IA32_SYSENTER_CS, st->sysenter_cs);
-    set_msr_raw_by_index(c, MSR_IA32_SYSENTER_ESP, st->sysenter_esp);
-    set_msr_raw_by_index(c, MSR_IA32_SYSENTER_EIP, st->sysenter_eip);
-    uc_x86_msr m = {.rid = MSR_IA32_SYSENTER_CS, .value = st->sysenter_cs};
-    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
-    m = (uc_x86_msr){.rid = MSR_IA32_SYSENTER_ESP, .value = st->sysenter_esp};
-    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
-    m = (uc_x86_msr){.rid = MSR_IA32_SYSENTER_EIP, .value = st->sysenter_eip};
-    uc_reg_write(c->uc, UC_X86_REG_MSR, &m);
-    cpu_ctx_dirty(c);
+    load_sysenter(c, st);
     c->activity = st->activity;
     /* NMI blocking is not part of a state load: VM entry and exit apply their own rules. */
     c->interruptibility = st->interruptibility & ~(uint32_t)(GUEST_INTR_STATE_NMI | GUEST_INTR_STATE_STI |
