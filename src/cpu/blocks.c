@@ -294,6 +294,34 @@ void cpu_blocks_invalidate(struct cpu *c)
     cpu_blocks_retag(c);
 }
 
+/*
+ * Code pages the simulator decoded from recently (direct mapped): valid
+ * while the engine, its TLB (cpu_flush_tlb) and the architectural TLB are
+ * unchanged.
+ */
+static struct cpu_fetch_page *fetch_slot(struct cpu *c, uint64_t la)
+{
+    return &c->fetch_pages[(la >> 12) & (CPU_FETCH_PAGES - 1)];
+}
+
+static bool fetch_page_hit(struct cpu *c, uint64_t la, unsigned acc)
+{
+    const struct cpu_fetch_page *p = fetch_slot(c, la);
+    return p->valid && p->la_page == (la & ~0xFFFull) && p->acc == acc && p->engine == c->cur &&
+           p->flushes == c->tlb_flushes && p->tlb_gen == tlb_generation(c->tlb);
+}
+
+static void fetch_page_fill(struct cpu *c, uint64_t la, unsigned acc)
+{
+    struct cpu_fetch_page *p = fetch_slot(c, la);
+    uint64_t pa;
+    p->valid = false;
+    if (!cpu_lin_to_phys(c, la, acc, &pa) || (pa | 0xFFF) >= c->ram_size)
+        return;
+    *p = (struct cpu_fetch_page){.valid = true, .la_page = la & ~0xFFFull, .pa_page = pa & ~0xFFFull, .acc = acc,
+                                 .engine = c->cur, .flushes = c->tlb_flushes, .tlb_gen = tlb_generation(c->tlb)};
+}
+
 /* Read up to 15 code bytes at rip without faulting on a page it does not need. */
 static size_t read_insn_bytes(struct cpu *c, uint64_t rip, uint8_t *code, struct x86_fault *f)
 {
@@ -301,8 +329,15 @@ static size_t read_insn_bytes(struct cpu *c, uint64_t rip, uint8_t *code, struct
     size_t n = 15;
     if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
         acc |= PAGING_ACC_USER;
-    if (cpu_lin_read(c, rip, code, n, acc, f))
+    if ((rip & 0xFFF) <= 0x1000 - n && fetch_page_hit(c, rip, acc)) {
+        memcpy(code, c->ram + fetch_slot(c, rip)->pa_page + (rip & 0xFFF), n);
         return n;
+    }
+    if (cpu_lin_read(c, rip, code, n, acc, f)) {
+        if ((rip & 0xFFF) <= 0x1000 - n)
+            fetch_page_fill(c, rip, acc);
+        return n;
+    }
     n = 4096 - (rip & 0xFFF);
     if (n > 15 || !cpu_lin_read(c, rip, code, n, acc, f))
         return 0;

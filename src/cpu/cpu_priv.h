@@ -38,6 +38,14 @@ struct cpu_env_layout {
     size_t dbg_lo, dbg_hi; /* dr[7] and QEMU's breakpoint pointers */
 };
 
+struct cpu_fetch_page {
+    bool valid;
+    unsigned acc;
+    uint64_t la_page, pa_page;
+    const struct cpu_engine *engine;
+    uint64_t flushes, tlb_gen;
+};
+
 struct cpu_hookset {
     uint64_t *addrs;  /* open-addressing set of addresses with a CODE hook */
     size_t cap, count;
@@ -104,6 +112,7 @@ struct cpu_block {
 
 #define CPU_BLOCK_CACHE_SIZE 4096 /* direct mapped, power of two */
 #define CPU_ICACHE_SIZE 256       /* decoded instructions for emulation */
+#define CPU_FETCH_PAGES 8         /* code pages the simulator decodes from */
 
 struct cpu_icache {
     uint64_t rip, la;
@@ -195,6 +204,8 @@ struct cpu {
     uint64_t block_tag;         /* translation context of cached decodes (cpu_blocks_retag) */
     uint64_t block_gen;         /* explicit invalidations */
     struct cpu_icache icache[CPU_ICACHE_SIZE];
+    struct cpu_fetch_page fetch_pages[CPU_FETCH_PAGES]; /* blocks.c read_insn_bytes */
+    uint64_t tlb_flushes;       /* cpu_flush_tlb calls */
 
     /* Unicorn context used to patch hidden state. */
     struct cpu_env_layout env;

@@ -430,7 +430,11 @@ void cpu_clear_old_exception(struct cpu *c)
     uc_context_restore(c->uc, c->ctx); /* the prefix saved in c->pfx is still what it was */
 }
 
-void cpu_flush_tlb(struct cpu *c) { uc_ctl_flush_tlb(c->uc); }
+void cpu_flush_tlb(struct cpu *c)
+{
+    uc_ctl_flush_tlb(c->uc);
+    c->tlb_flushes++;
+}
 
 unsigned cpu_cpl(struct cpu *c)
 {

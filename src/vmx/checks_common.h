@@ -69,6 +69,13 @@
  * secondary, tertiary and secondary-exit controls read as 0 unless their
  * activate bit is 1 (SDM Vol. 3C §27.2.1.1, §27.2.1.2).
  */
+/* A guest segment register as the guest-state area holds it (SDM Vol. 3C §25.4.1). */
+struct guest_seg {
+    uint16_t sel;
+    uint64_t base;
+    uint32_t limit, ar;
+};
+
 struct vmx_chk {
     const struct vmx_caps *caps;
     const uint8_t *vmcs;
@@ -77,6 +84,8 @@ struct vmx_chk {
     struct vmx_check_fail *fail;
     uint32_t pin, proc, proc2, exit, entry;
     uint64_t proc3, exit2;
+    struct guest_seg seg[8];  /* guest segments read so far (checks_guest.c), bit per enum x86_seg: */
+    uint8_t seg_read;
 };
 
 void chk_init(struct vmx_chk *c, const struct vmx_caps *caps, const uint8_t *vmcs,

@@ -14,12 +14,6 @@
 
 /* ---- Decoded guest state the rules share ---------------------------------- */
 
-struct guest_seg {
-    uint16_t sel;
-    uint64_t base;
-    uint32_t limit, ar;
-};
-
 struct seg_fields {
     uint32_t sel, base, limit, ar;
 };
@@ -36,14 +30,19 @@ static const struct seg_fields seg_fields[X86_SEG_COUNT] = {
     [X86_SEG_TR] = {GUEST_TR_SELECTOR, GUEST_TR_BASE, GUEST_TR_LIMIT, GUEST_TR_AR_BYTES},
 };
 
-static struct guest_seg seg(const struct vmx_chk *c, enum x86_seg s)
+/* The checks ask for the same segments many times: read each once per VM entry. */
+static struct guest_seg seg(struct vmx_chk *c, enum x86_seg s)
 {
-    return (struct guest_seg){
-        .sel = (uint16_t)chk_read(c, seg_fields[s].sel),
-        .base = chk_read(c, seg_fields[s].base),
-        .limit = (uint32_t)chk_read(c, seg_fields[s].limit),
-        .ar = (uint32_t)chk_read(c, seg_fields[s].ar),
-    };
+    if (!(c->seg_read & (1u << s))) {
+        c->seg[s] = (struct guest_seg){
+            .sel = (uint16_t)chk_read(c, seg_fields[s].sel),
+            .base = chk_read(c, seg_fields[s].base),
+            .limit = (uint32_t)chk_read(c, seg_fields[s].limit),
+            .ar = (uint32_t)chk_read(c, seg_fields[s].ar),
+        };
+        c->seg_read |= (uint8_t)(1u << s);
+    }
+    return c->seg[s];
 }
 
 static bool usable(const struct guest_seg *s)
