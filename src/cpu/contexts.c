@@ -136,39 +136,47 @@ static unsigned owned_ranges(const struct cpu_env_layout *L, size_t lo[3], size_
     return 3;
 }
 
-/* dst := src, except the ranges the destination engine owns. */
-static void copy_shared(const struct cpu_env_layout *L, uint8_t *dst, const uint8_t *src)
+/* Copy the owned ranges of one context blob to another. */
+static void copy_owned(const struct cpu_env_layout *L, uint8_t *dst, const uint8_t *src)
 {
-    size_t lo[3], hi[3], at = 0;
+    size_t lo[3], hi[3];
     unsigned n = owned_ranges(L, lo, hi);
-    for (unsigned i = 0; i < n; i++) {
-        if (lo[i] > at)
-            memcpy(dst + at, src + at, lo[i] - at);
-        if (hi[i] > at)
-            at = hi[i];
-    }
-    if (L->size > at)
-        memcpy(dst + at, src + at, L->size - at);
+    for (unsigned i = 0; i < n; i++)
+        memcpy(dst + lo[i], src + lo[i], hi[i] - lo[i]);
 }
 
+/*
+ * Hand the running engine's state to t, keeping t's own mode state: the
+ * running state goes straight into t's blob (one copy of the whole state,
+ * one restore); the owned ranges of both engines are moved around it.
+ * s->ctx needs only its owned ranges: the rest comes from the engine that
+ * runs before s does again.
+ */
 static void switch_to(struct cpu *c, struct cpu_engine *t)
 {
     struct cpu_engine *s = c->cur;
-    cpu_ctx_fresh(c);
+    const struct cpu_env_layout *L = &c->env;
+    uint8_t *tb = (uint8_t *)t->ctx, *sb = (uint8_t *)s->ctx;
     s->cr0 = c->cr0;
     s->cr3 = c->cr3;
     s->cr4 = c->cr4;
     s->efer = c->efer;
-    if (!t->cloned) { /* a new engine starts as a copy of the running one */
-        memcpy(t->ctx, s->ctx, c->env.size);
+    if (t->cloned)
+        copy_owned(L, c->ctx_keep, tb);
+    if (c->ctx_valid)
+        memcpy(tb, sb, L->size);
+    else
+        uc_context_save(s->uc, t->ctx);
+    copy_owned(L, sb, tb); /* s's mode state, for its next entry */
+    if (t->cloned) {
+        copy_owned(L, tb, c->ctx_keep);
+    } else { /* a new engine starts as a copy of the running one */
         t->cr0 = s->cr0;
         t->cr3 = s->cr3;
         t->cr4 = s->cr4;
         t->efer = s->efer;
         t->cloned = true;
         t->fill_valid = false;
-    } else {
-        copy_shared(&c->env, (uint8_t *)t->ctx, (const uint8_t *)s->ctx);
     }
     uc_context_restore(t->uc, t->ctx);
     c->cur = t;

@@ -211,6 +211,7 @@ struct cpu {
     struct cpu_env_layout env;
     uc_context *ctx;            /* cur->ctx */
     bool ctx_valid;             /* ctx equals the engine's state (engine.c) */
+    uint8_t *ctx_keep;          /* env.size bytes: an engine's owned ranges during a switch (contexts.c) */
     uc_context *pfx;            /* a short context: its first env.mode_hi bytes (engine.c) */
     bool pfx_valid;             /* pfx equals the engine's state */
     bool seg_valid;             /* pfx's segment caches and hflags do */

@@ -257,7 +257,7 @@ static bool calibrate(struct cpu *c, char *err, size_t errlen)
     /* After reset QEMU's old_exception is -1; anything else means a layout change. */
     if (L->seg_stride != 24 || ctx_i32(c, L->old_exception) != -1)
         goto fail;
-    if (!calibrate_mode(c) || !calibrate_prefix(c))
+    if (!calibrate_mode(c) || !calibrate_prefix(c) || !(c->ctx_keep = malloc(L->size)))
         goto fail;
     for (int i = 0; i < 16; i++)
         cpu_set_reg(c, gpr[i], 0);
@@ -520,7 +520,9 @@ void cpu_engine_close(struct cpu *c)
 {
     cpu_ctx_close(c);
     free(c->pfx);
+    free(c->ctx_keep);
     c->pfx = NULL;
+    c->ctx_keep = NULL;
     c->ctx = NULL;
     c->uc = NULL;
     c->cur = NULL;

@@ -47,9 +47,9 @@ const struct vmx_ops *cpu_vmx_ops(struct cpu *c)
 
 #define VMX_FLAGS (X86_RFLAGS_CF | X86_RFLAGS_PF | X86_RFLAGS_AF | X86_RFLAGS_ZF | X86_RFLAGS_SF | X86_RFLAGS_OF)
 
-static void set_vmx_flags(struct cpu *c, uint64_t set)
+/* fl: RFLAGS before the instruction. */
+static void set_vmx_flags(struct cpu *c, uint64_t fl, uint64_t set)
 {
-    uint64_t fl = cpu_reg(c, UC_X86_REG_RFLAGS);
     cpu_set_reg(c, UC_X86_REG_RFLAGS, (fl & ~VMX_FLAGS) | set);
 }
 
@@ -514,7 +514,7 @@ static void report_entry_failure(struct cpu *c, const struct vmx_result *r)
 }
 
 static void apply_result(struct cpu *c, const cs_insn *insn, enum vmx_insn_op op, struct vmx_result *r,
-                         const struct x86_state *st)
+                         const struct x86_state *st, uint64_t rflags)
 {
     switch (r->kind) {
     case VMXR_FAULT:
@@ -529,18 +529,18 @@ static void apply_result(struct cpu *c, const cs_insn *insn, enum vmx_insn_op op
         cpu_load_state(c, st);
         return;
     case VMXR_FAIL_INVALID:
-        set_vmx_flags(c, X86_RFLAGS_CF);
+        set_vmx_flags(c, rflags, X86_RFLAGS_CF);
         break;
     case VMXR_FAIL_VALID:
         report_entry_failure(c, r);
-        set_vmx_flags(c, X86_RFLAGS_ZF);
+        set_vmx_flags(c, rflags, X86_RFLAGS_ZF);
         break;
     case VMXR_SUCCEED:
     case VMXR_VMXOFF_DONE:
         if ((op == VMXI_VMREAD || op == VMXI_VMPTRST) && !write_result(c, insn, op, r->value))
             return;
         apply_flushes(c, r);
-        set_vmx_flags(c, 0);
+        set_vmx_flags(c, rflags, 0);
         break;
     }
     advance_past(c, insn);
@@ -586,7 +586,7 @@ void cpu_vmx_instruction(struct cpu *c, const cs_insn *insn)
         st.rip = insn->address + insn->size; /* a failed entry resumes after it */
     }
     vmx_execute(&c->vmx, &vc, &in, &st, cpu_vmx_ops(c), &r);
-    apply_result(c, insn, in.op, &r, &st);
+    apply_result(c, insn, in.op, &r, &st, vc.rflags);
 }
 
 /* Capability MSRs and what VMX operation changes about CR writes. */

@@ -48,17 +48,6 @@ _Static_assert(VMCS_DEP_COUNT <= 256, "field_dep holds a token in a byte");
 _Static_assert(VMCS_FIELD_COUNT <= UINT16_MAX, "field_count is 16 bits in the header");
 
 /* Value mask of a full access by width — SDM Vol. 3C §25.11.2. */
-static uint64_t width_mask(uint32_t enc)
-{
-    switch (VMCS_FIELD_WIDTH(enc)) {
-    case VMCS_WIDTH_16:
-        return 0xffffull;
-    case VMCS_WIDTH_32:
-        return 0xffffffffull;
-    default: /* 64-bit, natural width (64 bits on Intel 64) */
-        return ~0ull;
-    }
-}
 
 static uint32_t load_le32(const uint8_t *p)
 {
@@ -164,15 +153,6 @@ uint64_t vmcs_enum_value(void)
  * zero-extended, a 64-bit or natural-width field whole, the high access of
  * a 64-bit field as bits 63:32 moved to 31:0 with 63:32 cleared.
  */
-vmxsim_err vmcs_read(const uint8_t *region, uint32_t enc, uint64_t *val)
-{
-    int idx = vmcs_field_lookup(enc);
-    if (idx < 0)
-        return VMXSIM_ERR_INTERNAL;
-    uint64_t slot = vmcs_load_le64_(region + VMCS_SLOT_OFFSET(idx));
-    *val = VMCS_FIELD_IS_HIGH(enc) ? slot >> 32 : slot & width_mask(enc);
-    return VMXSIM_OK;
-}
 
 /*
  * SDM Vol. 3C §25.11.2, VMWRITE in 64-bit mode: bits 15:0 / 31:0 of the
@@ -189,7 +169,7 @@ vmxsim_err vmcs_write(uint8_t *region, uint32_t enc, uint64_t val)
     if (VMCS_FIELD_IS_HIGH(enc))
         val = (vmcs_load_le64_(p) & 0xffffffffull) | (val << 32);
     else
-        val &= width_mask(enc);
+        val &= vmcs_width_mask(enc);
     vmcs_store_le64_(p, val);
     return VMXSIM_OK;
 }
@@ -210,7 +190,7 @@ static vmxsim_err checked_read(const uint8_t *region, uint32_t enc, enum vmcs_wi
     int idx = checked_index(enc, width);
     if (idx < 0)
         return VMXSIM_ERR_INTERNAL;
-    *val = vmcs_load_le64_(region + VMCS_SLOT_OFFSET(idx)) & width_mask(enc);
+    *val = vmcs_load_le64_(region + VMCS_SLOT_OFFSET(idx)) & vmcs_width_mask(enc);
     return VMXSIM_OK;
 }
 
@@ -220,7 +200,7 @@ static vmxsim_err checked_write(uint8_t *region, uint32_t enc, enum vmcs_width w
     int idx = checked_index(enc, width);
     if (idx < 0)
         return VMXSIM_ERR_INTERNAL;
-    vmcs_store_le64_(region + VMCS_SLOT_OFFSET(idx), val & width_mask(enc));
+    vmcs_store_le64_(region + VMCS_SLOT_OFFSET(idx), val & vmcs_width_mask(enc));
     return VMXSIM_OK;
 }
 

@@ -266,7 +266,7 @@ uint64_t vmcs_enum_value_for(const bool present[VMCS_DEP_COUNT]);
  * read-only-ness nor the CPU model (vmcs_write also records VM-exit
  * information). VMXSIM_ERR_INTERNAL: enc is not vmcs_field_valid.
  */
-VMCS_MUST_CHECK vmxsim_err vmcs_read(const uint8_t *region, uint32_t enc, uint64_t *val);
+static inline VMCS_MUST_CHECK vmxsim_err vmcs_read(const uint8_t *region, uint32_t enc, uint64_t *val);
 VMCS_MUST_CHECK vmxsim_err vmcs_write(uint8_t *region, uint32_t enc, uint64_t val);
 
 /* ---- Width-checked access for simulator code (STYLE 3) ------------------ */
@@ -330,6 +330,24 @@ static inline uint64_t vmcs_load_le64_(const uint8_t *p)
 static inline void vmcs_store_le64_(uint8_t *p, uint64_t v)
 {
     memcpy(p, &v, sizeof(v));
+}
+
+/* Bits of a slot a field of this width uses (64-bit and natural width: all, on Intel 64). */
+static inline uint64_t vmcs_width_mask(uint32_t enc)
+{
+    static const uint64_t mask[4] = {0xffffull, ~0ull, 0xffffffffull, ~0ull};
+    return mask[VMCS_FIELD_WIDTH(enc)];
+}
+
+/* Inline: VM entry reads a hundred fields per entry through it. */
+static inline vmxsim_err vmcs_read(const uint8_t *region, uint32_t enc, uint64_t *val)
+{
+    int idx = vmcs_field_lookup(enc);
+    if (idx < 0)
+        return VMXSIM_ERR_INTERNAL;
+    uint64_t slot = vmcs_load_le64_(region + VMCS_SLOT_OFFSET(idx));
+    *val = VMCS_FIELD_IS_HIGH(enc) ? slot >> 32 : slot & vmcs_width_mask(enc);
+    return VMXSIM_OK;
 }
 
 /* ---- Region header (SDM Vol. 3C §25.2) ----------------------------------- */
