@@ -189,8 +189,14 @@ static bool decode_block(struct cpu *c, uint64_t addr, uint32_t size, struct cpu
         b->cum[b->ninsns] = (uint32_t)b->cost;
         b->ninsns++;
         b->cost += raw ? 1 : timing_insn_cost(insn);
+        bool cpuid = !raw && insn->id == X86_INS_CPUID && !needs_check(c, insn);
+        /* An engine that only ever runs root code needs no CODE hook for CPUID:
+         * it never exits there, and every CODE hook slows all the others (Unicorn
+         * walks its whole list of CODE hooks at each one). */
+        if (cpuid && c->cur->key == CPU_ENGINE_ROOT && !c->engines_shared)
+            continue;
         if (raw || cpu_is_sensitive(insn) || needs_check(c, insn))
-            added |= hook_insn(c, at, !raw && insn->id == X86_INS_CPUID && !needs_check(c, insn));
+            added |= hook_insn(c, at, cpuid);
     }
     if (left) { /* bytes Capstone does not know: count them as one instruction */
         b->off[b->ninsns] = (uint16_t)(size - left);

@@ -102,8 +102,14 @@ static struct cpu_engine *engine_for(struct cpu *c)
     for (unsigned i = 1; i < CPU_MAX_ENGINES; i++) {
         struct cpu_engine *e = &c->eng[i];
         if (!e->uc) {
-            if (!open_engine(c, e, i))
-                return c->cur; /* no memory for another engine: share this one */
+            if (!open_engine(c, e, i)) {
+                /* No memory for another engine: share this one, root code included. */
+                if (!c->engines_shared) {
+                    c->engines_shared = true;
+                    cpu_blocks_invalidate(c); /* CPUID in root code needs its hook again */
+                }
+                return c->cur;
+            }
             e->key = key;
             return e;
         }

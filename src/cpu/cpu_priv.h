@@ -127,6 +127,7 @@ struct cpu {
     struct cpu_engine eng[CPU_MAX_ENGINES];
     struct cpu_engine *cur;
     uint64_t engine_clock;
+    bool engines_shared;       /* a guest ran in another context's engine (no memory for its own) */
     csh cs[3]; /* Capstone for 16-, 32- and 64-bit code */
     struct cpu_model model;
     struct msr_file msrs;
