@@ -333,7 +333,7 @@ static size_t read_insn_bytes(struct cpu *c, uint64_t rip, uint8_t *code, struct
 {
     unsigned acc = PAGING_ACC_FETCH | PAGING_ACC_NO_AD;
     size_t n = 15;
-    if ((c->cr0 & X86_CR0_PE) && (cpu_reg(c, UC_X86_REG_CS) & 3) == 3)
+    if ((c->cr0 & X86_CR0_PE) && cpu_cs_rpl(c) == 3)
         acc |= PAGING_ACC_USER;
     if ((rip & 0xFFF) <= 0x1000 - n && fetch_page_hit(c, rip, acc)) {
         memcpy(code, c->ram + fetch_slot(c, rip)->pa_page + (rip & 0xFFF), n);

@@ -249,6 +249,7 @@ uint64_t cpu_cs_base(struct cpu *c);
 uint64_t cpu_rip_linear(struct cpu *c); /* CS.base + RIP: what Unicorn's hooks report */
 void cpu_set_inhibit(struct cpu *c);
 unsigned cpu_cpl(struct cpu *c);
+unsigned cpu_cs_rpl(struct cpu *c);
 bool cpu_long_mode(const struct cpu *c);
 unsigned cpu_code_bits(struct cpu *c); /* 16, 32 or 64 */
 

@@ -450,6 +450,14 @@ unsigned cpu_cpl(struct cpu *c)
 
 bool cpu_long_mode(const struct cpu *c) { return (c->efer & X86_EFER_LMA) != 0; }
 
+/* CS.RPL from the segment cache (at a stop; hooks running mid-block read the selector live). */
+unsigned cpu_cs_rpl(struct cpu *c)
+{
+    struct qseg q;
+    get_qseg(c, seg_bytes(c), X86_SEG_CS, &q);
+    return q.selector & 3u;
+}
+
 unsigned cpu_code_bits(struct cpu *c)
 {
     struct qseg q;
