@@ -58,6 +58,7 @@ static const struct ctl_cap proc2_caps[] = {
     {SECONDARY_EXEC_ENABLE_INVPCID, FEAT_INVPCID},
     {SECONDARY_EXEC_RDSEED_EXITING, FEAT_RDSEED},
     {SECONDARY_EXEC_MODE_BASED_EPT_EXEC, FEAT_MBEC},
+    {SECONDARY_EXEC_TSC_SCALING, FEAT_VMX_TSC_SCALING},
 };
 
 static const struct ctl_cap proc3_caps[] = {
@@ -112,6 +113,7 @@ static uint64_t vmcs_enum(const struct cpu_model *m, uint64_t *deps)
     present[VMCS_DEP_TERTIARY] = model_has(m, FEAT_TERTIARY_CONTROLS);
     present[VMCS_DEP_SPEC_CTRL_VIRT] = model_has(m, FEAT_SPEC_CTRL_VIRT);
     present[VMCS_DEP_PREEMPTION_TIMER] = model_has(m, FEAT_VMX_PREEMPTION_TIMER);
+    present[VMCS_DEP_TSC_SCALING] = model_has(m, FEAT_VMX_TSC_SCALING);
     *deps = 0;
     for (int i = 0; i < VMCS_DEP_COUNT; i++)
         if (present[i])

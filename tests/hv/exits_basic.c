@@ -23,6 +23,8 @@
 # EXPECT-OUT: PASS rdtsc_no_exit_monotonic
 # EXPECT-OUT: PASS rdtsc_offset
 # EXPECT-OUT: PASS rdtsc_offset_negative
+# EXPECT-OUT: PASS rdtsc_scaling
+# EXPECT-OUT: PASS rdtsc_scaling_needs_offsetting
 # EXPECT-OUT: PASS rdtscp_offset_and_aux
 # EXPECT-OUT: PASS rdtscp_disabled_ud
 # EXPECT-OUT: PASS rdtscp_disabled_ud_beats_rdtsc_exiting
@@ -343,6 +345,36 @@ static void test_rdtsc(void)
     CHECK(t0 + neg <= g_val[0] && g_val[0] <= g_val[1] && g_val[1] <= t1 + neg,
           " host %lx, guest %lx %lx, host %lx (offset %lx)", t0, g_val[0], g_val[1], t1, neg);
     report_checks("rdtsc_offset_negative");
+
+    /* SDM §25.6.5, §26.3: with "use TSC scaling" too, the guest reads (TSC × multiplier) >> 48 + offset. */
+    const uint64_t mult = 3ull << 47; /* 1.5 */
+    ex = (struct vmx_extras){.proc = CPU_TSC_OFFSETTING, .proc2 = CPU2_TSC_SCALING};
+    vmx_ctx_init(&ctx, g_rdtsc2, NULL, &ex);
+    CHECK(!ctx.ctl_unsupported, " use TSC scaling is not allowed-1");
+    vmcs_write(TSC_MULTIPLIER, mult);
+    vmcs_write(TSC_OFFSET, off);
+    t0 = rdtsc();
+    vmx_enter(&ctx);
+    t1 = rdtsc();
+    vmx_finish(&ctx);
+    uint64_t lo = (uint64_t)(((unsigned __int128)t0 * mult) >> 48) + off;
+    uint64_t hi = (uint64_t)(((unsigned __int128)t1 * mult) >> 48) + off;
+    CHECK(lo <= g_val[0] && g_val[0] < g_val[1] && g_val[1] <= hi, " guest %lx %lx, want within [%lx, %lx]", g_val[0],
+          g_val[1], lo, hi);
+    report_checks("rdtsc_scaling");
+
+    /* Without "use TSC offsetting" neither the offset nor the multiplier applies (§26.3). */
+    ex = (struct vmx_extras){.proc2 = CPU2_TSC_SCALING};
+    vmx_ctx_init(&ctx, g_rdtsc2, NULL, &ex);
+    vmcs_write(TSC_MULTIPLIER, 4ull << 48);
+    vmcs_write(TSC_OFFSET, off);
+    t0 = rdtsc();
+    vmx_enter(&ctx);
+    t1 = rdtsc();
+    vmx_finish(&ctx);
+    CHECK(t0 <= g_val[0] && g_val[0] <= g_val[1] && g_val[1] <= t1, " host %lx, guest %lx %lx, host %lx", t0,
+          g_val[0], g_val[1], t1);
+    report_checks("rdtsc_scaling_needs_offsetting");
 
     ex = (struct vmx_extras){.proc = CPU_TSC_OFFSETTING, .proc2 = CPU2_RDTSCP};
     wrmsr(MSR_TSC_AUX, 0x1234);

@@ -291,7 +291,7 @@ START_TEST(test_dependencies)
 {
     static const enum cpu_feature vmx_dependents[] = {
         FEAT_EPT, FEAT_VPID, FEAT_UNRESTRICTED_GUEST, FEAT_EPT_AD, FEAT_MBEC, FEAT_EPT_5LEVEL,
-        FEAT_VMX_PREEMPTION_TIMER, FEAT_TERTIARY_CONTROLS, FEAT_SPEC_CTRL_VIRT,
+        FEAT_VMX_PREEMPTION_TIMER, FEAT_TERTIARY_CONTROLS, FEAT_SPEC_CTRL_VIRT, FEAT_VMX_TSC_SCALING,
     };
     static const enum cpu_feature lm_dependents[] = {
         FEAT_LA57, FEAT_GBPAGES, FEAT_PCID, FEAT_SYSCALL, FEAT_LAHF_LM, FEAT_PKS, FEAT_PKU,
@@ -674,6 +674,7 @@ static const struct feat_vmx {
     {FEAT_GBPAGES, {{CAP_EPT_VPID, LO(17)}}, -1},
     {FEAT_EPT_AD, {{CAP_EPT_VPID, LO(21)}}, -1},
     {FEAT_VMX_VMWRITE_ANY, {{CAP_MISC, LO(29)}}, -1},
+    {FEAT_VMX_TSC_SCALING, {{CAP_PROC2, HI(25)}}, VMCS_DEP_TSC_SCALING},
 };
 
 /* Vol. 3D A.10: bits 31:0 of IA32_VMX_EPT_VPID_CAP describe EPT, bits 47:32 VPID. */
