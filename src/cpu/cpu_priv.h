@@ -299,6 +299,13 @@ void cpu_deliver(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool h
 void cpu_inject(struct cpu *c, uint8_t vector, enum cpu_event_kind kind, bool has_error,
                 uint32_t error_code, uint64_t next_rip);
 void cpu_triple_fault(struct cpu *c, const char *why);
+/* Descriptor tables (implicit supervisor reads; #GP(sel|ext) beyond the table's limit). */
+bool cpu_read_desc(struct cpu *c, uint16_t sel, uint64_t *d, uint32_t ext, struct x86_fault *f) CPU_WARN_UNUSED;
+void cpu_decode_desc(uint64_t d, uint16_t sel, struct x86_seg_state *s);
+
+/* task.c — task switches in VMX non-root operation (SDM Vol. 3C §26.4.2). */
+bool cpu_task_insn(struct cpu *c, const cs_insn *insn, struct x86_fault *f, bool *exited) CPU_WARN_UNUSED;
+bool cpu_task_gate(struct cpu *c, uint16_t tss, uint32_t ext, struct x86_fault *f) CPU_WARN_UNUSED;
 bool cpu_load_tr(struct cpu *c, uint16_t sel, struct x86_fault *f) CPU_WARN_UNUSED;
 void cpu_report_state(struct cpu *c, FILE *out);
 

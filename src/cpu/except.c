@@ -22,7 +22,7 @@ struct gate {
 /* Exception classes for double-fault detection — SDM Vol. 3A Table 6-4/6-5. */
 static bool contributory(unsigned v) { return v == X86_DE || (v >= X86_TS && v <= X86_GP); }
 
-static void decode_desc(uint64_t d, uint16_t sel, struct x86_seg_state *s)
+void cpu_decode_desc(uint64_t d, uint16_t sel, struct x86_seg_state *s)
 {
     s->selector = sel;
     s->base = ((d >> 16) & 0xFFFFFFull) | (((d >> 56) & 0xFFull) << 24);
@@ -33,7 +33,7 @@ static void decode_desc(uint64_t d, uint16_t sel, struct x86_seg_state *s)
 }
 
 /* Read a segment descriptor for sel (implicit supervisor access). */
-static bool read_desc(struct cpu *c, uint16_t sel, uint64_t *d, uint32_t ext, struct x86_fault *f)
+bool cpu_read_desc(struct cpu *c, uint16_t sel, uint64_t *d, uint32_t ext, struct x86_fault *f)
 {
     uc_x86_mmr t;
     uc_reg_read(c->uc, X86_SEL_TI(sel) ? UC_X86_REG_LDTR : UC_X86_REG_GDTR, &t);
@@ -93,9 +93,9 @@ static bool load_legacy_ss(struct cpu *c, unsigned cpl, uint32_t ext, struct x86
         return false;
     if ((sel & 0xFFFCu) == 0)
         return NESTED(f, X86_TS, ext);
-    if (!read_desc(c, sel, &d, ext, f))
+    if (!cpu_read_desc(c, sel, &d, ext, f))
         return false;
-    decode_desc(d, sel, ss);
+    cpu_decode_desc(d, sel, ss);
     bool writable_data = (ss->ar & X86_AR_S) && !(ss->ar & X86_AR_TYPE_CODE) &&
                          (ss->ar & X86_AR_TYPE_WRITABLE);
     if (X86_SEL_RPL(sel) != cpl || x86_ar_dpl(ss->ar) != cpl || !writable_data)
@@ -170,9 +170,9 @@ static bool load_target_cs(struct cpu *c, const struct gate *g, unsigned cpl, ui
     uint64_t d;
     if ((g->selector & 0xFFFCu) == 0)
         return NESTED(f, X86_GP, ext);
-    if (!read_desc(c, g->selector, &d, ext, f))
+    if (!cpu_read_desc(c, g->selector, &d, ext, f))
         return false;
-    decode_desc(d, g->selector, cs);
+    cpu_decode_desc(d, g->selector, cs);
     uint32_t err = (g->selector & 0xFFFCu) | ext;
     if (!(cs->ar & X86_AR_S) || !(cs->ar & X86_AR_TYPE_CODE) || x86_ar_dpl(cs->ar) > cpl)
         return NESTED(f, X86_GP, err);
@@ -198,10 +198,12 @@ static bool deliver_protected(struct cpu *c, const struct event *ev, struct x86_
         return false;
     uint32_t idt_err = ev->vector * 8u + 2u + ext;
     if (!gate_type_ok(c, g.type)) {
-        if (!lm && g.type == X86_SYS_TASK_GATE) {
-            cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, "task-gate delivery is not implemented");
-            f->vector = 0xFF;
-            return false;
+        if (!lm && g.type == X86_SYS_TASK_GATE) { /* SDM Vol. 2A INT n "TASK-GATE" */
+            if (soft && g.dpl < cpl)
+                return NESTED(f, X86_GP, ev->vector * 8u + 2u);
+            if (!g.present)
+                return NESTED(f, X86_NP, idt_err);
+            return cpu_task_gate(c, g.selector, ext, f);
         }
         return NESTED(f, X86_GP, idt_err);
     }
@@ -478,7 +480,7 @@ bool cpu_load_tr(struct cpu *c, uint16_t sel, struct x86_fault *f)
     if (!cpu_lin_read(c, gdt.base + off, d, size, PAGING_ACC_IMPLICIT, f))
         return false;
     struct x86_seg_state tr;
-    decode_desc(d[0], sel, &tr);
+    cpu_decode_desc(d[0], sel, &tr);
     unsigned type = tr.ar & 0x1Fu; /* with S */
     if (!(type == X86_SYS_TSS_AVAIL || (!lm && type == X86_SYS_TSS16_AVAIL)))
         return NESTED(f, X86_GP, err);

@@ -75,6 +75,8 @@ bool cpu_is_sensitive(const cs_insn *insn)
     case X86_INS_IRET:
     case X86_INS_IRETD:
     case X86_INS_IRETQ:
+    case X86_INS_LJMP: /* a task switch in non-root operation is a VM exit (task.c) */
+    case X86_INS_LCALL:
         return true;
     case X86_INS_MOV: {
         const cs_x86 *x = &insn->detail->x86;
@@ -810,8 +812,15 @@ void cpu_emulate_sensitive(struct cpu *c)
         c->native_once = lin + 1;
         return;
     }
-    if (c->vmx.non_root && nonroot_exit(c, insn))
-        return;
+    if (c->vmx.non_root) {
+        bool exited = false;
+        if (!cpu_task_insn(c, insn, &f, &exited)) {
+            cpu_raise(c, &f);
+            return;
+        }
+        if (exited || nonroot_exit(c, insn))
+            return;
+    }
     c->cur_insn = insn;
     c->rip_written = false;
     if (!dispatch(c, insn, &f))

@@ -203,6 +203,10 @@ bool vmx_intercept(const struct vmx *v, const struct vmx_ops *ops, const struct 
     case VMX_EV_VMX_INSN: ex->reason = ev->reason; return true;
     case VMX_EV_TRIPLE_FAULT: ex->reason = EXIT_REASON_TRIPLE_FAULT; return true;
     case VMX_EV_VMFUNC: ex->reason = EXIT_REASON_VMFUNC; return true;
+    case VMX_EV_TASK_SWITCH: /* §26.4.2: task switches are not allowed in non-root operation */
+        ex->reason = EXIT_REASON_TASK_SWITCH;
+        ex->qualification = ev->tss | (uint64_t)ev->task_source << 30;
+        return true;
     case VMX_EV_EXCEPTION:
         if (!exception_exits(vmcs, ev))
             return false;

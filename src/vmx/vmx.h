@@ -214,8 +214,11 @@ enum vmx_event_kind {
     VMX_EV_MOV_FROM_CR, VMX_EV_CLTS, VMX_EV_LMSW, VMX_EV_MOV_DR, VMX_EV_IO, VMX_EV_RDMSR,
     VMX_EV_WRMSR, VMX_EV_MWAIT, VMX_EV_MONITOR, VMX_EV_PAUSE, VMX_EV_WBINVD, VMX_EV_RDRAND,
     VMX_EV_RDSEED, VMX_EV_INVPCID, VMX_EV_DESC_GDTR_IDTR, VMX_EV_DESC_LDTR_TR, VMX_EV_EXCEPTION,
-    VMX_EV_TRIPLE_FAULT, VMX_EV_VMFUNC,
+    VMX_EV_TRIPLE_FAULT, VMX_EV_VMFUNC, VMX_EV_TASK_SWITCH,
 };
+
+/* Source of a task switch: exit qualification bits 31:30 (SDM Vol. 3C Table 28-2). */
+enum vmx_task_source { VMX_TASK_CALL = 0, VMX_TASK_IRET = 1, VMX_TASK_JMP = 2, VMX_TASK_GATE = 3 };
 
 struct vmx_event {
     enum vmx_event_kind kind;
@@ -234,6 +237,8 @@ struct vmx_event {
     uint32_t error_code;
     uint64_t cr2;        /* #PF: faulting address (exit qualification) */
     uint64_t linear;     /* LMSW memory / string I/O: the guest-linear address (§28.2.1) */
+    uint16_t tss;        /* task switch: selector of the new task's TSS */
+    enum vmx_task_source task_source;
 };
 
 /*

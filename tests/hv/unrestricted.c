@@ -47,6 +47,11 @@
  *     GUEST_CR0_FIXED0 check on stderr) while the same VMCS with PE = PG = 1
  *     enters; "unrestricted guest" without "enable EPT" is VMfailValid 7
  *     (§27.2.1.1);
+ *   - task switches (§26.4.2): a 32-bit guest's far JMP to a TSS, CALL
+ *     through a task gate, IRET with NT = 1, INT n and an exception through
+ *     a task gate in the IDT each exit with reason 9 and the qualification
+ *     of Table 28-2 (event deliveries with IDT-vectoring information) and
+ *     switch nothing; a busy TSS (#GP) or a short one (#TS) faults first;
  *   - the host replacing a guest's code in a page it ran before: the guest
  *     must run the new code (SDM Vol. 3A "Self-Modifying Code", "Handling
  *     Self- and Cross-Modifying Code").
@@ -85,6 +90,13 @@
 # EXPECT-OUT: PASS real_mode_ept_write_violation
 # EXPECT-OUT: PASS pm32_nopaging_io_exit
 # EXPECT-OUT: PASS pm32_nopaging_memory_and_cr0
+# EXPECT-OUT: PASS task_switch_jmp_tss
+# EXPECT-OUT: PASS task_switch_call_task_gate
+# EXPECT-OUT: PASS task_switch_iret_nt
+# EXPECT-OUT: PASS task_switch_int_task_gate
+# EXPECT-OUT: PASS task_switch_exception_task_gate
+# EXPECT-OUT: PASS task_switch_busy_tss_gp
+# EXPECT-OUT: PASS task_switch_small_tss_ts
 # EXPECT-OUT: PASS mode_switch_mov_cr0_no_exit
 # EXPECT-OUT: PASS mode_switch_saved_cs_and_cr0
 # EXPECT-OUT: PASS mode_switch_store_and_hlt
@@ -134,6 +146,10 @@
 #define PG_OWN 0x26000
 #define PG_BACK 0x27000
 #define PG_SMC 0x28000
+#define PG_TASK 0x29000
+#define TASK_TSS_CUR 0x30100  /* the guest's TSS (TR 18H); its link field names 38H */
+#define TASK_TSS_NEW 0x30200  /* GDT 20H: available 32-bit TSS */
+#define TASK_TSS_LINK 0x30300 /* GDT 38H: busy 32-bit TSS */
 
 #define VMX_PREEMPTION_TIMER_VALUE 0x482E
 #define UR_WATCHDOG 0x400000u /* preemption-timer ticks: a guest that runs away exits (52) */
@@ -341,6 +357,55 @@ asm(".pushsection .rodata.unrestricted_guests, \"a\", @progbits\n"
     "    hlt\n"
     "ur_smc2_end:\n"
 
+    /* ---- 32-bit PM: attempts to switch tasks (PG_TASK); each is entered on its own ---- */
+    ".code32\n"
+    "ur_task:\n"
+    "ur_task_jmp:\n"
+    "    ljmp $0x20, $0\n"                /* ea 00 00 00 00 20 00: JMP to a TSS */
+    "ur_task_call:\n"
+    "    lcall $0x28, $0\n"               /* 9a ... 28 00: CALL through a task gate */
+    "ur_task_iret:\n"
+    "    pushf\n"                         /* 9c */
+    "    orl $0x4000, (%esp)\n"           /* 81 0c 24 00 40 00 00: EFLAGS.NT */
+    "    popf\n"                          /* 9d */
+    "ur_task_iret_insn:\n"
+    "    iret\n"                          /* cf: task return to the link field's TSS */
+    "ur_task_int:\n"
+    "    int $0x40\n"                     /* cd 40: IDT 40H is a task gate */
+    "ur_task_ud:\n"
+    "    ud2\n"                           /* 0f 0b: #UD, IDT 6 is a task gate */
+    "ur_task_busy:\n"
+    "    ljmp $0x38, $0\n"                /* a busy TSS: #GP(38H) */
+    "ur_task_small:\n"
+    "    ljmp $0x30, $0\n"                /* a TSS with limit 20H: #TS(30H) */
+    "ur_task_hlt:\n"
+    "    hlt\n"
+    "    jmp ur_task_hlt\n"
+    "    .balign 256\n"
+    "ur_task_gdt:\n"
+    "    .quad 0\n"
+    "    .quad 0x00CF9B000000FFFF\n"      /* 08: 32-bit code, flat */
+    "    .quad 0x00CF93000000FFFF\n"      /* 10: data, flat */
+    "    .word 0x67, 0x0100\n"            /* 18: busy 32-bit TSS at 0x30100 (TR) */
+    "    .byte 0x03, 0x8B, 0x00, 0x00\n"
+    "    .word 0x67, 0x0200\n"            /* 20: available 32-bit TSS at 0x30200 */
+    "    .byte 0x03, 0x89, 0x00, 0x00\n"
+    "    .word 0, 0x20\n"                 /* 28: task gate to 20H, DPL 0 */
+    "    .byte 0, 0x85, 0, 0\n"
+    "    .word 0x20, 0x0400\n"            /* 30: available 32-bit TSS, limit 20H (too small) */
+    "    .byte 0x03, 0x89, 0x00, 0x00\n"
+    "    .word 0x67, 0x0300\n"            /* 38: busy 32-bit TSS at 0x30300 */
+    "    .byte 0x03, 0x8B, 0x00, 0x00\n"
+    "    .balign 256\n"
+    "ur_task_idt:\n"
+    "    .fill 6, 8, 0\n"
+    "    .word 0, 0x20\n"                 /* 6 (#UD): task gate to 20H */
+    "    .byte 0, 0x85, 0, 0\n"
+    "    .fill 0x40 - 7, 8, 0\n"
+    "    .word 0, 0x20\n"                 /* 40H: task gate to 20H, DPL 0 */
+    "    .byte 0, 0x85, 0, 0\n"
+    "ur_task_end:\n"
+
     ".code64\n"
     ".popsection\n");
 
@@ -353,6 +418,8 @@ extern const uint8_t ur_sw[], ur_sw_movcr0[], ur_sw_out[], ur_sw_hlt[], ur_sw_gd
 extern const uint8_t ur_own[], ur_own_movcr0[], ur_own_out[], ur_own_hlt[], ur_own_end[];
 extern const uint8_t ur_back[], ur_back_out[], ur_back_hlt[], ur_back_gdt[], ur_back_end[];
 extern const uint8_t ur_smc1[], ur_smc1_end[], ur_smc2[], ur_smc2_end[];
+extern const uint8_t ur_task[], ur_task_jmp[], ur_task_call[], ur_task_iret[], ur_task_iret_insn[], ur_task_int[];
+extern const uint8_t ur_task_ud[], ur_task_busy[], ur_task_small[], ur_task_gdt[], ur_task_idt[], ur_task_end[];
 
 /* A guest: its bytes and the page it runs in. */
 struct ur_guest {
@@ -368,6 +435,7 @@ struct ur_guest {
 #define G_SW GUEST(ur_sw, PG_SW)
 #define G_OWN GUEST(ur_own, PG_OWN)
 #define G_BACK GUEST(ur_back, PG_BACK)
+#define G_TASK GUEST(ur_task, PG_TASK)
 
 /* Offset of a label in its guest (= real-mode IP). */
 #define OFF(label, guest) ((uint32_t)((label) - (guest)))
@@ -1048,6 +1116,91 @@ static void test_no_unrestricted(void)
     report_checks("unrestricted_without_ept_vmfail");
 }
 
+/* ---- 5b. Task switches: never in non-root operation (SDM Vol. 3C §26.4.2) ---------------- */
+
+/* The PG_TASK guest entered at entry, with its GDT, IDT and TSS (TR 18H, link field 38H). */
+static void task_setup(const uint8_t *entry, uint32_t exc_bitmap)
+{
+    struct ur_opts o = {.exc_bitmap = exc_bitmap};
+    ur_setup(G_TASK, entry, UR_PM32, &o);
+    vmcs_write(GUEST_GDTR_BASE, PG_TASK + OFF(ur_task_gdt, ur_task));
+    vmcs_write(GUEST_GDTR_LIMIT, 0x3F);
+    vmcs_write(GUEST_IDTR_BASE, PG_TASK + OFF(ur_task_idt, ur_task));
+    vmcs_write(GUEST_IDTR_LIMIT, 0x41 * 8 - 1);
+    set_seg(UR_TR, 0x18, TASK_TSS_CUR, 0x67, AR_TSS32_BUSY);
+    *(volatile uint16_t *)(uintptr_t)TASK_TSS_CUR = 0x38; /* previous-task link */
+}
+
+/* Exit qualification for task switches (Table 28-2): TSS selector, source in bits 31:30. */
+#define TASK_QUAL(sel, src) ((uint64_t)(sel) | (uint64_t)(src) << 30)
+enum { TASK_CALL = 0, TASK_IRET = 1, TASK_JMP = 2, TASK_GATE = 3 };
+
+static bool check_task_exit(const uint8_t *insn, uint32_t len, uint64_t qual)
+{
+    if (!check_insn_exit(EXIT_TASK_SWITCH, PG_TASK + OFF(insn, ur_task), len))
+        return false;
+    CHECK(ctx.exit_qual == qual, " qualification 0x%lx, want 0x%lx", ctx.exit_qual, qual);
+    /* Nothing of the switch happened: still the old task. */
+    CHECK(vmcs_read(GUEST_TR_SELECTOR) == 0x18, " TR 0x%lx", vmcs_read(GUEST_TR_SELECTOR));
+    uint32_t hi20 = rd32(PG_TASK + OFF(ur_task_gdt, ur_task) + 0x20 + 4);
+    CHECK(((hi20 >> 8) & 0xF) == 0x9, " the new TSS was marked busy (type 0x%x)", (hi20 >> 8) & 0xF);
+    return true;
+}
+
+static void test_task_switch(void)
+{
+    task_setup(ur_task_jmp, 0);
+    vmx_enter(&ctx);
+    if (check_task_exit(ur_task_jmp, 7, TASK_QUAL(0x20, TASK_JMP)))
+        CHECK(!(ctx.idt_vec_info & INTR_INFO_VALID), " IDT-vectoring information 0x%x", ctx.idt_vec_info);
+    report_checks("task_switch_jmp_tss");
+
+    /* Through a task gate the qualification names the TSS, not the gate. */
+    task_setup(ur_task_call, 0);
+    vmx_enter(&ctx);
+    check_task_exit(ur_task_call, 7, TASK_QUAL(0x20, TASK_CALL));
+    report_checks("task_switch_call_task_gate");
+
+    task_setup(ur_task_iret, 0);
+    vmx_enter(&ctx);
+    if (check_task_exit(ur_task_iret_insn, 1, TASK_QUAL(0x38, TASK_IRET)))
+        CHECK(ctx.guest_rflags & BIT(14), " GUEST_RFLAGS 0x%lx: NT clear", ctx.guest_rflags);
+    report_checks("task_switch_iret_nt");
+
+    /* INT n through a task gate: the event is in the IDT-vectoring information (§28.2.4). */
+    task_setup(ur_task_int, 0);
+    vmx_enter(&ctx);
+    if (check_task_exit(ur_task_int, 2, TASK_QUAL(0x20, TASK_GATE)))
+        CHECK(ctx.idt_vec_info == INTR_INFO(0x40, INTR_TYPE_SOFT_INTR, false), " IDT-vectoring information 0x%x",
+              ctx.idt_vec_info);
+    report_checks("task_switch_int_task_gate");
+
+    task_setup(ur_task_ud, 0);
+    vmx_enter(&ctx);
+    if (check_reason(EXIT_TASK_SWITCH)) {
+        CHECK(ctx.exit_qual == TASK_QUAL(0x20, TASK_GATE), " qualification 0x%lx", ctx.exit_qual);
+        CHECK(ctx.guest_rip == PG_TASK + OFF(ur_task_ud, ur_task), " GUEST_RIP 0x%lx", ctx.guest_rip);
+        CHECK(ctx.idt_vec_info == INTR_INFO(UD_VECTOR, INTR_TYPE_HW_EXC, false), " IDT-vectoring information 0x%x",
+              ctx.idt_vec_info);
+    }
+    report_checks("task_switch_exception_task_gate");
+
+    /* The checks before the switch come first: a busy TSS is #GP(selector), a short one #TS(selector). */
+    task_setup(ur_task_busy, (uint32_t)BIT(GP_VECTOR));
+    vmx_enter(&ctx);
+    if (check_reason(EXIT_EXCEPTION_NMI))
+        CHECK(INTR_INFO_VECTOR(ctx.intr_info) == GP_VECTOR && ctx.intr_error == 0x38,
+              " interruption information 0x%x error code 0x%x, want #GP(38H)", ctx.intr_info, ctx.intr_error);
+    report_checks("task_switch_busy_tss_gp");
+
+    task_setup(ur_task_small, (uint32_t)BIT(TS_VECTOR));
+    vmx_enter(&ctx);
+    if (check_reason(EXIT_EXCEPTION_NMI))
+        CHECK(INTR_INFO_VECTOR(ctx.intr_info) == TS_VECTOR && ctx.intr_error == 0x30,
+              " interruption information 0x%x error code 0x%x, want #TS(30H)", ctx.intr_info, ctx.intr_error);
+    report_checks("task_switch_small_tss_ts");
+}
+
 /* ---- 6. The host replaces a guest's code ------------------------------------------------------ */
 
 /*
@@ -1129,6 +1282,7 @@ void hv_test_main(void)
     test_real_mode_ss_dpl3();
     test_real_mode_ept_violations();
     test_pm32_nopaging();
+    test_task_switch();
     test_mode_switch();
     test_back_to_real_mode();
     test_cr0_mask_pe();
