@@ -1147,6 +1147,17 @@ static bool check_task_exit(const uint8_t *insn, uint32_t len, uint64_t qual)
     return true;
 }
 
+/* The attempt at entry faults (vector, error code) before any task switch: an exception exit. */
+static void task_fault(const uint8_t *entry, unsigned vector, uint32_t error)
+{
+    task_setup(entry, (uint32_t)BIT(vector));
+    vmx_enter(&ctx);
+    if (check_reason(EXIT_EXCEPTION_NMI))
+        CHECK(INTR_INFO_VECTOR(ctx.intr_info) == vector && ctx.intr_error == error,
+              " interruption information 0x%x error code 0x%x, want vector %u error 0x%x", ctx.intr_info,
+              ctx.intr_error, vector, error);
+}
+
 static void test_task_switch(void)
 {
     task_setup(ur_task_jmp, 0);
@@ -1186,18 +1197,9 @@ static void test_task_switch(void)
     report_checks("task_switch_exception_task_gate");
 
     /* The checks before the switch come first: a busy TSS is #GP(selector), a short one #TS(selector). */
-    task_setup(ur_task_busy, (uint32_t)BIT(GP_VECTOR));
-    vmx_enter(&ctx);
-    if (check_reason(EXIT_EXCEPTION_NMI))
-        CHECK(INTR_INFO_VECTOR(ctx.intr_info) == GP_VECTOR && ctx.intr_error == 0x38,
-              " interruption information 0x%x error code 0x%x, want #GP(38H)", ctx.intr_info, ctx.intr_error);
+    task_fault(ur_task_busy, GP_VECTOR, 0x38);
     report_checks("task_switch_busy_tss_gp");
-
-    task_setup(ur_task_small, (uint32_t)BIT(TS_VECTOR));
-    vmx_enter(&ctx);
-    if (check_reason(EXIT_EXCEPTION_NMI))
-        CHECK(INTR_INFO_VECTOR(ctx.intr_info) == TS_VECTOR && ctx.intr_error == 0x30,
-              " interruption information 0x%x error code 0x%x, want #TS(30H)", ctx.intr_info, ctx.intr_error);
+    task_fault(ur_task_small, TS_VECTOR, 0x30);
     report_checks("task_switch_small_tss_ts");
 }
 
