@@ -10,6 +10,9 @@
  *   wrote it: the host, another guest, or a VMX instruction's memory operand
  *   (Vol. 3A §9.1.3 "Handling Self- and Cross-Modifying Code");
  * - an EPT change followed by INVEPT is seen by the guest (Vol. 3C §29.4.3.1);
+ * - a guest page-table change is seen after a VM entry without VPID (entries
+ *   and exits then invalidate VPID 0's linear mappings, §29.4.3.1), and with
+ *   VPID after INVVPID for the guest's VPID;
  * - more guests than vmxsim keeps engines for still run correctly.
  *
 # ARGS: --cpu sapphire-rapids
@@ -20,6 +23,8 @@
 # EXPECT-OUT: PASS guest_rewrites_other_guests_code
 # EXPECT-OUT: PASS vmread_to_memory_rewrites_guest_code
 # EXPECT-OUT: PASS ept_remap_after_invept_seen
+# EXPECT-OUT: PASS pte_change_seen_after_entry_without_vpid
+# EXPECT-OUT: PASS pte_change_seen_after_invvpid
 # EXPECT-OUT: PASS seven_guests_round_robin
 # EXPECT-EXIT: 1
  */
@@ -266,6 +271,47 @@ static void test_ept_remap(void)
     report_checks("ept_remap_after_invept_seen");
 }
 
+#define REMAP_VA 0x40000000000ull /* 4 TiB: mapped only by the test's own 4-KiB PTE */
+#define INVVPID_SINGLE_CONTEXT 1ull
+
+static void g_read_va_twice(void *arg)
+{
+    (void)arg;
+    g_val[0] = *(volatile uint64_t *)(uintptr_t)REMAP_VA;
+    step_vmcall(0);
+    g_val[1] = *(volatile uint64_t *)(uintptr_t)REMAP_VA;
+}
+
+/*
+ * The guest shares the host's page tables. Between its two reads the host
+ * points REMAP_VA's PTE at another page with a plain store (no INVLPG), and
+ * with VPID runs INVVPID single-context for the guest's VPID (1).
+ */
+static void pte_change(bool vpid, const char *name)
+{
+    struct vmx_extras ex = {.proc2 = vpid ? (uint32_t)CPU2_VPID : 0};
+    page_x[0] = 0xAAAA;
+    page_y[0] = 0xBBBB;
+    map_page_4k(REMAP_VA, (uint64_t)(uintptr_t)page_x, PTE_P | PTE_W);
+    start_guest(g_read_va_twice, NULL, &ex);
+    if (at_step(&ctx)) {
+        CHECK(g_val[0] == 0xAAAA, " first read 0x%lx", g_val[0]);
+        uint64_t *pte = guest_pte_at(REMAP_VA, 1);
+        if (CHECK(pte != NULL, " no PTE for the test address")) {
+            *pte = (uint64_t)(uintptr_t)page_y | PTE_P | PTE_W;
+            if (vpid) {
+                struct invvpid_desc d = {.vpid = 1};
+                CHECK(invvpid(INVVPID_SINGLE_CONTEXT, &d) == VMSUCCEED, " INVVPID failed (error %u)",
+                      vmx_insn_error());
+            }
+        }
+        if (CHECK(vmx_skip_and_enter(&ctx) == VMSUCCEED && vmx_guest_done(&ctx), " %s", vmx_exit_str(&ctx)))
+            CHECK(g_val[1] == 0xBBBB, " second read 0x%lx, want the new page's 0xBBBB", g_val[1]);
+    }
+    map_page_4k(REMAP_VA, 0, 0);
+    report_checks(name);
+}
+
 /* ---- more guests than engines --------------------------------------------------------------------- */
 
 #define N_GUESTS 7
@@ -309,5 +355,7 @@ void hv_test_main(void)
     test_guest_rewrites_other_guests_code();
     test_vmread_to_code();
     test_ept_remap();
+    pte_change(false, "pte_change_seen_after_entry_without_vpid");
+    pte_change(true, "pte_change_seen_after_invvpid");
     test_round_robin();
 }
