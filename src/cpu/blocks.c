@@ -215,7 +215,9 @@ out:
 static void __attribute__((noinline)) block_miss(struct cpu *c, uint64_t addr, uint32_t size,
                                                   struct cpu_block *b)
 {
-    if (decode_block(c, addr, size, b)) {
+    bool added = decode_block(c, addr, size, b);
+    cpu_ctx_dirty(c); /* the engine runs on: what the decode saw of its state goes stale */
+    if (added) {
         c->cause = CAUSE_BLOCK_NEW;
         c->new_block_addr = addr;
         c->new_block_size = size;

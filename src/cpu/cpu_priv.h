@@ -238,6 +238,7 @@ void cpu_set_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask
 void cpu_load_segs(struct cpu *c, const struct x86_seg_state *segs, unsigned mask, const struct x86_dtable *gdtr,
                    const struct x86_dtable *idtr);
 void cpu_get_dtables(struct cpu *c, struct x86_dtable *gdtr, struct x86_dtable *idtr);
+void cpu_get_gprs(struct cpu *c, uint64_t gpr[16], uint64_t *rip);
 int cpu_native_error_code(struct cpu *c, bool *is_int);
 void cpu_clear_old_exception(struct cpu *c);
 void cpu_flush_tlb(struct cpu *c);

@@ -18,14 +18,10 @@ int cpu_gpr_ucreg(unsigned n) { return n < X86_GPR_COUNT ? gpr_ucreg[n] : UC_X86
 
 void cpu_save_state(struct cpu *c, struct x86_state *st)
 {
-    void *ptrs[X86_GPR_COUNT];
     memset(st, 0, sizeof *st);
-    for (int i = 0; i < X86_GPR_COUNT; i++)
-        ptrs[i] = &st->gpr[i];
-    uc_reg_read_batch(c->uc, (int *)gpr_ucreg, ptrs, X86_GPR_COUNT);
+    cpu_get_gprs(c, st->gpr, &st->rip);
     memcpy(c->gpr_snap, st->gpr, sizeof c->gpr_snap); /* cpu_load_state writes back only what changed */
     c->gpr_snap_valid = true;
-    st->rip = cpu_reg(c, UC_X86_REG_RIP);
     st->rflags = cpu_reg(c, UC_X86_REG_RFLAGS);
     st->cr0 = c->cr0;
     st->cr2 = c->cr2;
