@@ -359,8 +359,14 @@ START_TEST(invalidation_rule)
     const struct inv_row *r = &inv_rows[_i];
     struct tlb *t = populated();
     unsigned expect_dropped = (unsigned)strlen(r->drops);
+    uint64_t gen = tlb_generation(t);
 
     apply(t, r);
+    /* Caches of translations (each engine's Unicorn TLB) are current only while the generation
+     * is: it moves with every invalidating operation, and only with those. */
+    bool invalidated = tlb_stats(t)->ops[r->cause] != 0;
+    ck_assert_msg((tlb_generation(t) != gen) == invalidated, "%s: generation %s", r->rule,
+                  invalidated ? "unchanged by an invalidation" : "changed by a no-op");
     for (unsigned i = 0; i < N_POP; i++) {
         bool must_go = strchr(r->drops, pop[i].name) != NULL;
         ck_assert_msg(holds(t, &pop[i]) != must_go, "%s: entry '%c' %s", r->rule, pop[i].name,
@@ -382,7 +388,11 @@ START_TEST(noop_operations_not_counted)
 {
     struct tlb *t = populated();
     struct tlb_ctx c = lin(0, 0);
+    struct tlb_entry e;
+    uint64_t gen = tlb_generation(t);
 
+    (void)tlb_lookup(t, &c, 0x9000, &e); /* lookups and probes are not invalidations */
+    (void)tlb_probe(t, &c, 0x9000, &e);
     tlb_mov_cr3(t, &c, X86_CR4_PCIDE, X86_CR3_PCID_NOFLUSH | 0x1000);
     tlb_mov_cr0(t, &c, X86_CR0_PG | X86_CR0_WP, X86_CR0_PG);
     tlb_mov_cr4(t, &c, 0, X86_CR4_SMAP);
@@ -391,7 +401,9 @@ START_TEST(noop_operations_not_counted)
     tlb_task_switch(t, &c, 0x1000, 0x1000);
     for (unsigned i = 0; i < TLB_CAUSE_COUNT; i++)
         ck_assert_msg(tlb_stats(t)->ops[i] == 0, "cause %s counted", tlb_cause_name(i));
+    ck_assert_uint_eq(tlb_generation(t), gen);
     tlb_invlpg(t, &c, 0x9000); /* an INVLPG is an invalidation even when nothing matches */
+    ck_assert_uint_ne(tlb_generation(t), gen);
     ck_assert_uint_eq(tlb_stats(t)->ops[TLB_CAUSE_INVLPG], 1);
     ck_assert_uint_eq(tlb_stats(t)->dropped[TLB_CAUSE_INVLPG], 0);
     ck_assert_uint_eq(tlb_count(t), N_POP);
