@@ -27,6 +27,11 @@
 
 #include "cpu/cpu_priv.h"
 
+/* Bitmaps of RAM pages an engine translated code from. */
+static bool page_bit(const uint8_t *map, uint64_t pg) { return map && (map[pg >> 3] >> (pg & 7)) & 1; }
+
+static size_t code_map_bytes(const struct cpu *c) { return (size_t)((c->ram_size / 4096 + 7) / 8); }
+
 static void fill_ctx_of(const struct cpu *c, const struct x86_state *st, struct cpu_fill_ctx *f)
 {
     memset(f, 0, sizeof *f);
@@ -123,32 +128,12 @@ static struct cpu_engine *engine_for(struct cpu *c)
     return lru;
 }
 
-/* Byte ranges of the context an engine keeps as its own, in increasing order. */
-static unsigned owned_ranges(const struct cpu_env_layout *L, size_t lo[3], size_t hi[3])
-{
-    size_t r[3][2] = {{L->mode_lo, L->mode_hi}, {L->efer, L->efer + 8}, {L->dbg_lo, L->dbg_hi}};
-    for (int i = 1; i < 3; i++)
-        for (int j = i; j > 0 && r[j][0] < r[j - 1][0]; j--) {
-            size_t t0 = r[j][0], t1 = r[j][1];
-            r[j][0] = r[j - 1][0];
-            r[j][1] = r[j - 1][1];
-            r[j - 1][0] = t0;
-            r[j - 1][1] = t1;
-        }
-    for (int i = 0; i < 3; i++) {
-        lo[i] = r[i][0];
-        hi[i] = r[i][1];
-    }
-    return 3;
-}
-
-/* Copy the owned ranges of one context blob to another. */
+/* Copy the ranges of a context blob an engine keeps as its own (mode state, EFER, DR7 and breakpoints). */
 static void copy_owned(const struct cpu_env_layout *L, uint8_t *dst, const uint8_t *src)
 {
-    size_t lo[3], hi[3];
-    unsigned n = owned_ranges(L, lo, hi);
-    for (unsigned i = 0; i < n; i++)
-        memcpy(dst + lo[i], src + lo[i], hi[i] - lo[i]);
+    memcpy(dst + L->mode_lo, src + L->mode_lo, L->mode_hi - L->mode_lo);
+    memcpy(dst + L->efer, src + L->efer, 8);
+    memcpy(dst + L->dbg_lo, src + L->dbg_lo, L->dbg_hi - L->dbg_lo);
 }
 
 /*
@@ -219,13 +204,12 @@ void cpu_ctx_validate(struct cpu *c, const struct x86_state *st)
     if (e->tb_stale) {
         uc_ctl_flush_tb(e->uc);
         if (e->code_pages)
-            memset(e->code_pages, 0, (size_t)((c->ram_size / 4096 + 7) / 8));
+            memset(e->code_pages, 0, code_map_bytes(c));
         cpu_blocks_invalidate(c); /* decodes are re-done, which records the pages again */
         e->tb_stale = false;
     }
 }
 
-static bool page_bit(const uint8_t *map, uint64_t pg) { return map && (map[pg >> 3] >> (pg & 7)) & 1; }
 
 /* The running engine translated code from the RAM page holding pa. */
 void cpu_ctx_code_page(struct cpu *c, uint64_t pa)
@@ -235,7 +219,7 @@ void cpu_ctx_code_page(struct cpu *c, uint64_t pa)
     if (pa >= c->ram_size)
         return;
     if (!e->code_pages) {
-        e->code_pages = calloc((size_t)((c->ram_size / 4096 + 7) / 8), 1);
+        e->code_pages = calloc(code_map_bytes(c), 1);
         if (!e->code_pages) {
             cpu_request_stop(c, VMXSIM_STOP_ERROR, 0, "out of memory (code page map)");
             return;

@@ -16,6 +16,9 @@
 
 #define CPU_WARN_UNUSED __attribute__((warn_unused_result))
 
+/* Record a fault with an error code in *fp and evaluate to false (checks that fault). */
+#define CPU_FAULT(fp, v, e) (*(fp) = (struct x86_fault){.vector = (v), .has_error = true, .error_code = (e)}, false)
+
 /*
  * Offsets into Unicorn's saved CPU context (a copy of QEMU's CPUX86State),
  * found at start-up by writing known values through the public register API
@@ -230,7 +233,6 @@ struct cpu {
 vmxsim_err cpu_engine_open(struct cpu *c, char *err, size_t errlen);
 void cpu_engine_close(struct cpu *c);
 uc_err cpu_engine_new(struct cpu *c, uc_engine **uc); /* opened and mapped, no hooks */
-void cpu_ctx_fresh(struct cpu *c);
 uint64_t cpu_reg(struct cpu *c, int ucreg);
 void cpu_set_reg(struct cpu *c, int ucreg, uint64_t v);
 void cpu_get_seg(struct cpu *c, enum x86_seg s, struct x86_seg_state *out);

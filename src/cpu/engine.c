@@ -74,7 +74,6 @@ static void ctx_fresh(struct cpu *c)
     c->ctx_valid = true;
 }
 
-void cpu_ctx_fresh(struct cpu *c) { ctx_fresh(c); }
 
 void cpu_ctx_dirty(struct cpu *c)
 {

@@ -17,7 +17,7 @@ struct gate {
 };
 
 /* A pending nested fault while delivering an event. */
-#define NESTED(fp, v, e) (*(fp) = (struct x86_fault){.vector = (v), .has_error = true, .error_code = (e)}, false)
+#define NESTED(fp, v, e) CPU_FAULT(fp, v, e)
 
 /* Exception classes for double-fault detection — SDM Vol. 3A Table 6-4/6-5. */
 static bool contributory(unsigned v) { return v == X86_DE || (v >= X86_TS && v <= X86_GP); }

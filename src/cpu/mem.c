@@ -118,15 +118,10 @@ enum paging_status cpu_translate(struct cpu *c, uint64_t la, unsigned acc, struc
     bool cache = (c->cr0 & X86_CR0_PG) && !(acc & PAGING_ACC_NO_AD);
     struct tlb_entry e;
     cpu_paging_state(c, &st);
-    if (cache && tlb_lookup(c->tlb, &ctx, la, &e) && tlb_check(&e, &st, acc, &r->allowed) == TLB_GRANT) {
-        r->pa = e.pa + (la & (e.page_size - 1));
-        r->page_size = e.page_size;
-        r->global = e.global;
-        return PAGING_OK;
-    }
     /* A side-effect-free read (the simulator decoding code) may use what the TLB holds, untouched. */
-    if (!cache && (c->cr0 & X86_CR0_PG) && !(acc & PAGING_ACC_WRITE) && tlb_probe(c->tlb, &ctx, la, &e) &&
-        tlb_check(&e, &st, acc, &r->allowed) == TLB_GRANT) {
+    bool held = cache ? tlb_lookup(c->tlb, &ctx, la, &e)
+                      : (c->cr0 & X86_CR0_PG) && !(acc & PAGING_ACC_WRITE) && tlb_probe(c->tlb, &ctx, la, &e);
+    if (held && tlb_check(&e, &st, acc, &r->allowed) == TLB_GRANT) {
         r->pa = e.pa + (la & (e.page_size - 1));
         r->page_size = e.page_size;
         r->global = e.global;

@@ -17,8 +17,6 @@
 #include "cpu/operand.h"
 #include "cpu/vmx_glue.h"
 
-#define TS_FAULT(fp, v, e) (*(fp) = (struct x86_fault){.vector = (v), .has_error = true, .error_code = (e)}, false)
-
 #define TSS16_BUSY 0x3u
 #define TSS32_BUSY X86_SYS_TSS_BUSY
 
@@ -37,6 +35,16 @@ static bool tss_limit_ok(const struct x86_seg_state *tss)
     return tss->limit >= t;
 }
 
+/* The switch's last checks on the new TSS: present (#NP), large enough (#TS); err = its selector. */
+static bool tss_usable(const struct x86_seg_state *tss, uint32_t err, struct x86_fault *f)
+{
+    if (!(tss->ar & X86_AR_P))
+        return CPU_FAULT(f, X86_NP, err);
+    if (!tss_limit_ok(tss))
+        return CPU_FAULT(f, X86_TS, err);
+    return true;
+}
+
 /*
  * The TSS a task gate names (INT n / CALL / JMP "TASK-GATE"): in the GDT,
  * not busy, present, large enough.
@@ -46,17 +54,13 @@ static bool gate_tss(struct cpu *c, uint16_t sel, uint32_t ext, struct x86_seg_s
     uint64_t d;
     uint32_t err = (sel & 0xFFFCu) | ext;
     if (X86_SEL_TI(sel))
-        return TS_FAULT(f, X86_GP, err);
+        return CPU_FAULT(f, X86_GP, err);
     if (!cpu_read_desc(c, sel, &d, ext, f))
         return false;
     cpu_decode_desc(d, sel, tss);
     if (!is_tss(tss->ar, false))
-        return TS_FAULT(f, X86_GP, err);
-    if (!(tss->ar & X86_AR_P))
-        return TS_FAULT(f, X86_NP, err);
-    if (!tss_limit_ok(tss))
-        return TS_FAULT(f, X86_TS, err);
-    return true;
+        return CPU_FAULT(f, X86_GP, err);
+    return tss_usable(tss, err, f);
 }
 
 static bool task_exit(struct cpu *c, uint16_t tss, enum vmx_task_source src, const cs_insn *insn)
@@ -104,9 +108,9 @@ static bool far_transfer(struct cpu *c, const cs_insn *insn, struct x86_fault *f
     enum vmx_task_source src = insn->id == X86_INS_LCALL ? VMX_TASK_CALL : VMX_TASK_JMP;
     if (sys_type(desc.ar) == X86_SYS_TASK_GATE) {
         if (dpl < cpl || dpl < rpl)
-            return TS_FAULT(f, X86_GP, err);
+            return CPU_FAULT(f, X86_GP, err);
         if (!(desc.ar & X86_AR_P))
-            return TS_FAULT(f, X86_NP, err);
+            return CPU_FAULT(f, X86_NP, err);
         uint16_t tsel = (uint16_t)(d >> 16); /* the gate's TSS selector */
         if (!gate_tss(c, tsel, 0, &tss, f))
             return false;
@@ -116,11 +120,9 @@ static bool far_transfer(struct cpu *c, const cs_insn *insn, struct x86_fault *f
     if (is_tss(desc.ar, false) || is_tss(desc.ar, true)) {
         /* "TSS DPL < CPL or RPL, TI indicates LDT, or TSS not available: #GP(TSS selector)" */
         if (dpl < cpl || dpl < rpl || X86_SEL_TI(sel) || is_tss(desc.ar, true))
-            return TS_FAULT(f, X86_GP, err);
-        if (!(desc.ar & X86_AR_P))
-            return TS_FAULT(f, X86_NP, err);
-        if (!tss_limit_ok(&desc))
-            return TS_FAULT(f, X86_TS, err);
+            return CPU_FAULT(f, X86_GP, err);
+        if (!tss_usable(&desc, err, f))
+            return false;
         *exited = task_exit(c, sel, src, insn);
         return true;
     }
@@ -135,25 +137,23 @@ static bool task_return(struct cpu *c, const cs_insn *insn, struct x86_fault *f,
     uint64_t d;
     cpu_get_seg(c, X86_SEG_TR, &tr);
     if (tr.limit < 1)
-        return TS_FAULT(f, X86_TS, tr.selector & 0xFFFCu);
+        return CPU_FAULT(f, X86_TS, tr.selector & 0xFFFCu);
     if (!cpu_lin_read(c, tr.base, &link, 2, PAGING_ACC_IMPLICIT, f))
         return false;
     uint32_t err = link & 0xFFFCu;
     if (X86_SEL_TI(link))
-        return TS_FAULT(f, X86_TS, err);
+        return CPU_FAULT(f, X86_TS, err);
     f->vector = 0;
     if (!cpu_read_desc(c, link, &d, 0, f)) {
         if (f->vector == X86_GP) /* beyond the GDT: #TS, not #GP, for the link field */
-            return TS_FAULT(f, X86_TS, err);
+            return CPU_FAULT(f, X86_TS, err);
         return false;
     }
     cpu_decode_desc(d, link, &tss);
     if (!is_tss(tss.ar, true))
-        return TS_FAULT(f, X86_TS, err);
-    if (!(tss.ar & X86_AR_P))
-        return TS_FAULT(f, X86_NP, err);
-    if (!tss_limit_ok(&tss))
-        return TS_FAULT(f, X86_TS, err);
+        return CPU_FAULT(f, X86_TS, err);
+    if (!tss_usable(&tss, err, f))
+        return false;
     *exited = task_exit(c, link, VMX_TASK_IRET, insn);
     return true;
 }
@@ -201,12 +201,8 @@ bool cpu_task_gate(struct cpu *c, uint16_t tss, uint32_t ext, struct x86_fault *
         return false;
     struct vmx_event ev = {.kind = VMX_EV_TASK_SWITCH, .tss = tss, .task_source = VMX_TASK_GATE};
     struct vmx_exit ex;
-    if (vmx_intercept(&c->vmx, cpu_vmx_ops(c), &ev, &ex)) {
-        ex.idt_vectoring_info = c->deliver_info;
-        ex.idt_vectoring_error = c->deliver_error;
-        ex.insn_len = c->deliver_len;
-        cpu_vmexit(c, &ex);
-    }
+    if (vmx_intercept(&c->vmx, cpu_vmx_ops(c), &ev, &ex))
+        cpu_vmexit_delivering(c, &ex);
     f->vector = 0xFF;
     return false;
 }

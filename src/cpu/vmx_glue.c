@@ -267,11 +267,6 @@ void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64
     /* §28.2.1: the guest-physical address of the byte accessed. The fill hook only
      * learns the page; for the final translation the byte offset is la's. */
     struct vmx_exit ex = {.guest_physical = final ? (er->gpa & ~0xFFFull) | (la & 0xFFF) : er->gpa};
-    if (c->delivering) { /* §28.2.4: the exit happened while delivering an event */
-        ex.idt_vectoring_info = c->deliver_info;
-        ex.idt_vectoring_error = c->deliver_error;
-        ex.insn_len = c->deliver_len;
-    }
     if (er->misconfig) {
         ex.reason = EXIT_REASON_EPT_MISCONFIG;
     } else {
@@ -280,7 +275,18 @@ void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64
         if (er->qualification & EPT_VIOLATION_GVA_IS_VALID)
             ex.guest_linear = la;
     }
-    cpu_vmexit(c, &ex);
+    cpu_vmexit_delivering(c, &ex);
+}
+
+/* A VM exit that may interrupt an event delivery: §28.2.4, IDT-vectoring information (and length). */
+void cpu_vmexit_delivering(struct cpu *c, struct vmx_exit *ex)
+{
+    if (c->delivering) {
+        ex->idt_vectoring_info = c->deliver_info;
+        ex->idt_vectoring_error = c->deliver_error;
+        ex->insn_len = c->deliver_len;
+    }
+    cpu_vmexit(c, ex);
 }
 
 /* EPT for the guest about to run (SDM Vol. 3C §25.6.11): cached at VM entry. */

@@ -10,6 +10,7 @@ void cpu_vmx_instruction(struct cpu *c, const cs_insn *insn);
 bool cpu_vmx_intercept(struct cpu *c, const struct vmx_event *ev, const cs_insn *insn);
 void cpu_vmexit(struct cpu *c, struct vmx_exit *ex);
 void cpu_vmexit_insn(struct cpu *c, struct vmx_exit *ex, const cs_insn *insn);
+void cpu_vmexit_delivering(struct cpu *c, struct vmx_exit *ex);
 /* An EPT violation or misconfiguration of an access to la: VM exit 48/49. */
 void cpu_ept_exit(struct cpu *c, const struct ept_result *er, bool final, uint64_t la);
 bool cpu_vmx_mtf(struct cpu *c);
