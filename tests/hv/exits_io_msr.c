@@ -223,6 +223,16 @@ static void check_ioq(uint64_t want)
     CHECK(ctx.exit_qual == want, " qual 0x%lx, want 0x%lx", ctx.exit_qual, want);
 }
 
+/* One I/O exit with qualification want (the guest started with these controls and ports), then the end. */
+static void io_exit_then_finish(void (*fn)(void *), uint32_t proc, const uint16_t *ports, unsigned n, uint64_t want)
+{
+    start_io(fn, NULL, proc, ports, n);
+    if (check_exit(EXIT_IO)) {
+        check_ioq(want);
+        skip_and_finish();
+    }
+}
+
 static void test_io_basic(void)
 {
     start_io(g_out_imm8, NULL, CPU_UNCOND_IO, NULL, 0);
@@ -242,11 +252,7 @@ static void test_io_basic(void)
     }
     report_checks("io_uncond_in_dx_word");
 
-    start_io(g_out_dx_dword, NULL, CPU_UNCOND_IO, NULL, 0);
-    if (check_exit(EXIT_IO)) {
-        check_ioq(IOQ(4, 0, 0, 0, 0, 0x4321));
-        skip_and_finish();
-    }
+    io_exit_then_finish(g_out_dx_dword, CPU_UNCOND_IO, NULL, 0, IOQ(4, 0, 0, 0, 0, 0x4321));
     report_checks("io_uncond_out_dx_dword");
 
     /* Bitmap A: port 0x70 intercepted, 0x71 not. */
@@ -285,46 +291,26 @@ static void test_io_basic(void)
     report_checks("io_bitmap_b");
 
     /* With "use I/O bitmaps", unconditional I/O exiting is ignored (SDM §26.1.3). */
-    start_io(g_out71_out70, NULL, CPU_IO_BITMAPS | CPU_UNCOND_IO, &p70, 1);
-    if (check_exit(EXIT_IO)) {
-        check_ioq(IOQ(1, 0, 0, 0, 1, 0x70));
-        skip_and_finish();
-    }
+    io_exit_then_finish(g_out71_out70, CPU_IO_BITMAPS | CPU_UNCOND_IO, &p70, 1, IOQ(1, 0, 0, 0, 1, 0x70));
     report_checks("io_bitmaps_override_uncond");
 
     /* A word access to 0x80 touches 0x81, which is intercepted. */
     uint16_t p81 = 0x81;
-    start_io(g_outw80, NULL, CPU_IO_BITMAPS, &p81, 1);
-    if (check_exit(EXIT_IO)) {
-        check_ioq(IOQ(2, 0, 0, 0, 1, 0x80));
-        skip_and_finish();
-    }
+    io_exit_then_finish(g_outw80, CPU_IO_BITMAPS, &p81, 1, IOQ(2, 0, 0, 0, 1, 0x80));
     report_checks("io_bitmap_straddle_word");
 
     /* A dword access at 0x7FFE touches 0x8000: bit 0 of bitmap B. */
     uint16_t p8000 = 0x8000;
-    start_io(g_outl_7ffe, NULL, CPU_IO_BITMAPS, &p8000, 1);
-    if (check_exit(EXIT_IO)) {
-        check_ioq(IOQ(4, 0, 0, 0, 0, 0x7ffe));
-        skip_and_finish();
-    }
+    io_exit_then_finish(g_outl_7ffe, CPU_IO_BITMAPS, &p8000, 1, IOQ(4, 0, 0, 0, 0, 0x7ffe));
     report_checks("io_bitmap_straddle_a_b");
 
     /* Wrapping past FFFFH always exits, whatever the bitmaps say. */
-    start_io(g_inl_fffe, NULL, CPU_IO_BITMAPS, NULL, 0);
-    if (check_exit(EXIT_IO)) {
-        check_ioq(IOQ(4, 1, 0, 0, 0, 0xfffe));
-        skip_and_finish();
-    }
+    io_exit_then_finish(g_inl_fffe, CPU_IO_BITMAPS, NULL, 0, IOQ(4, 1, 0, 0, 0, 0xfffe));
     report_checks("io_wraparound_always_exits");
 
     /* One bitmap for both directions: an intercepted port exits on IN as on OUT. */
     uint16_t p60 = 0x60;
-    start_io(g_in_bitmap_port, NULL, CPU_IO_BITMAPS, &p60, 1);
-    if (check_exit(EXIT_IO)) {
-        check_ioq(IOQ(1, 1, 0, 0, 1, 0x60));
-        skip_and_finish();
-    }
+    io_exit_then_finish(g_in_bitmap_port, CPU_IO_BITMAPS, &p60, 1, IOQ(1, 1, 0, 0, 1, 0x60));
     report_checks("io_in_vs_out_same_bitmap");
 
     start_io(g_io_mix, NULL, CPU_IO_BITMAPS, NULL, 0);
