@@ -3,8 +3,9 @@
  * operation and one per guest VMCS, all mapping the same RAM, so that a VM
  * exit or entry does not throw away QEMU's TLB and translated code.
  *
- * A transition hands the state VMX does not switch (GPRs, x87/SSE/AVX,
- * DR0-DR6, MSRs such as STAR or KERNEL_GS_BASE) to the other engine and
+ * A transition hands the state VMX does not switch (SDM Vol. 3C §27.3,
+ * §28.5 load only what they list: GPRs, x87/SSE/AVX, DR0-DR6, MSRs such
+ * as STAR or KERNEL_GS_BASE stay as they are) to the other engine and
  * keeps that engine's own mode state (hflags, segment caches, CR0/CR3/CR4,
  * EFER, DR7 with QEMU's breakpoint objects); the transition then loads
  * what the SDM says it loads, writing only what differs.
@@ -13,9 +14,12 @@
  * - An engine's TLB holds what our TLB-fill hook answered under a given
  *   state (struct cpu_fill_ctx: control registers, PKRU/PKRS, EPT, VPID,
  *   descriptor tables, the architectural TLB's generation). When that
- *   state differs on its next entry, the engine's TLB is flushed.
+ *   state differs on its next entry, the engine's TLB is flushed; otherwise
+ *   it outlives the transition as the processor's TLB may (Vol. 3C
+ *   §29.4.3.1: with VPIDs, VM entries and exits invalidate nothing).
  * - Translated code: each engine records the RAM pages it translated code
- *   from. A store by another engine to such a page is seen by the fill
+ *   from (Vol. 3A §11.6 "Self-Modifying Code": a write to a code location
+ *   invalidates what was cached of it). A store by another engine to such a page is seen by the fill
  *   hook (which grants write access to those pages only on a store), a
  *   store by the simulator by cpu_phys_write and the A/D updates; the code
  *   engine then drops its translations before it runs again. An engine

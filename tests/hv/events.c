@@ -11,7 +11,9 @@
  *     vector 0) without the control;
  *   - interrupt-window exiting (7): at entry when RFLAGS.IF = 1; after STI
  *     only once its blocking has ended; blocking by STI loaded from the
- *     interruptibility state holds it back for one instruction;
+ *     interruptibility state holds it back for one instruction; a guest that
+ *     exited in an STI shadow and is re-entered with that blocking cleared
+ *     from the field is not blocked any more (§27.7.1);
  *   - external-interrupt exiting (1), whatever the guest's RFLAGS.IF: with
  *     "acknowledge interrupt on exit" the vector is in the exit interruption
  *     information and the interrupt is in service (IRR clear, ISR set);
@@ -35,6 +37,7 @@
 # EXPECT-OUT: PASS intr_window_exit_at_entry_when_if_set
 # EXPECT-OUT: PASS intr_window_exit_after_sti_blocking
 # EXPECT-OUT: PASS intr_window_held_by_entry_sti_blocking
+# EXPECT-OUT: PASS intr_window_after_exit_in_sti_shadow_cleared
 # EXPECT-OUT: PASS ext_intr_exit_with_ack
 # EXPECT-OUT: PASS ext_intr_exit_without_ack_stays_pending
 # EXPECT-OUT: PASS preemption_timer_expires
@@ -215,6 +218,7 @@ static void g_hlt(void *a)
  */
 extern char mtf_i0[], mtf_i1[], mtf_i2[], mtf_i3[], mtf_i4[], mtf_i5[], mtf_i6[], mtf_i7[];
 extern char iw_seq[], iw_shadow[], iw_after[], ud_site[], ud_after[];
+extern char iw_cpuid_seq[], iw_cpuid[], iw_cpuid_after[];
 extern char rerun_i0[], rerun_i1[], rerun_i2[];
 asm(".text\n"
     "mtf_i0: mov $1, %eax\n"
@@ -233,6 +237,13 @@ asm(".text\n"
     "iw_shadow: nop\n"
     "iw_after: nop\n"
     "    nop\n    nop\n    nop\n    nop\n    nop\n    nop\n    nop\n"
+    "    movabs $0x454E4F4454534547, %rax\n"
+    "    vmcall\n"
+    "    ud2\n"
+    "iw_cpuid_seq: sti\n"
+    "iw_cpuid: cpuid\n" /* exits in the STI shadow */
+    "iw_cpuid_after: nop\n"
+    "    nop\n    nop\n    nop\n"
     "    movabs $0x454E4F4454534547, %rax\n"
     "    vmcall\n"
     "    ud2\n"
@@ -447,6 +458,29 @@ static void test_interrupt_window(void)
         finish_without(CPU_BASED_VM_EXEC_CONTROL, ctx.proc, CPU_INTR_WINDOW);
     }
     report_checks(IW_ENTRY_STI);
+
+    /*
+     * The guest exits on CPUID inside its STI shadow (bit 0 saved); the host
+     * clears the field and turns interrupt-window exiting on. §27.7.1: no
+     * blocking by STI now, so the exit comes at entry, before the NOP.
+     */
+    init_guest(g_nothing, NULL);
+    vmcs_write(GUEST_RIP, (uint64_t)(uintptr_t)iw_cpuid_seq);
+    vmx_enter(&ctx);
+    if (CHECK(exit_is(EXIT_CPUID), " %s", vmx_exit_str(&ctx))) {
+        CHECK(vmcs_read(GUEST_INTERRUPTIBILITY_INFO) & INTR_STATE_STI, " interruptibility 0x%lx: no STI blocking",
+              vmcs_read(GUEST_INTERRUPTIBILITY_INFO));
+        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, 0);
+        ctx.proc |= (uint32_t)CPU_INTR_WINDOW;
+        vmcs_write(CPU_BASED_VM_EXEC_CONTROL, ctx.proc);
+        vmx_skip_and_enter(&ctx);
+        if (CHECK(exit_is(EXIT_INTR_WINDOW), " %s", vmx_exit_str(&ctx))) {
+            CHECK(ctx.guest_rip == (uint64_t)(uintptr_t)iw_cpuid_after, " GUEST_RIP 0x%lx, want 0x%lx",
+                  ctx.guest_rip, (uint64_t)(uintptr_t)iw_cpuid_after);
+            finish_without(CPU_BASED_VM_EXEC_CONTROL, ctx.proc, CPU_INTR_WINDOW);
+        }
+    }
+    report_checks("intr_window_after_exit_in_sti_shadow_cleared");
 }
 
 /* ---- External-interrupt exiting ------------------------------------------------------------------ */
