@@ -7,7 +7,8 @@
  *   (IA32_KERNEL_GS_BASE here) are what the other side left
  *   (SDM Vol. 3C §28.1: "the processor state not loaded ... is unchanged");
  * - a store to code is seen by the next instruction fetch from it, whoever
- *   wrote it: the host, another guest, or a VMX instruction's memory operand
+ *   wrote it (the host, another guest, or a VMX instruction's memory
+ *   operand) and whatever the writer did with the page before (a load)
  *   (Vol. 3A §9.1.3 "Handling Self- and Cross-Modifying Code");
  * - an EPT change followed by INVEPT is seen by the guest (Vol. 3C §29.4.3.1);
  * - a guest page-table change is seen after a VM entry without VPID (entries
@@ -20,6 +21,7 @@
 # EXPECT-OUT: PASS kernel_gs_base_not_switched
 # EXPECT-OUT: PASS dr0_dr3_not_switched
 # EXPECT-OUT: PASS guest_rewrites_host_code
+# EXPECT-OUT: PASS guest_reads_then_rewrites_host_code
 # EXPECT-OUT: PASS guest_rewrites_other_guests_code
 # EXPECT-OUT: PASS vmread_to_memory_rewrites_guest_code
 # EXPECT-OUT: PASS ept_remap_after_invept_seen
@@ -182,6 +184,25 @@ static void test_guest_rewrites_host_code(void)
             CHECK(call_code(0) == v, " host ran 0x%lx after the guest wrote 0x%x", call_code(0), v);
     }
     report_checks("guest_rewrites_host_code");
+}
+
+static void g_read_then_patch(void *arg)
+{
+    g_val[0] = *(volatile uint8_t *)code_page; /* a load first: the page's translation is made for reading */
+    put_ret_imm32((uint32_t)(uintptr_t)arg);
+}
+
+/* The guest's first access to the host's code page is a load; its store must still be seen. */
+static void test_guest_reads_then_rewrites_host_code(void)
+{
+    put_ret_imm32(0x7007);
+    CHECK(call_code(0) == 0x7007, " host's first call");
+    start_guest(g_read_then_patch, (void *)(uintptr_t)0x8008, &vpid_extras);
+    if (CHECK(ctx.vmfail == VMSUCCEED && vmx_guest_done(&ctx), " %s", vmx_exit_str(&ctx))) {
+        CHECK(g_val[0] == 0xB8, " the guest read 0x%lx", g_val[0]);
+        CHECK(call_code(0) == 0x8008, " host ran 0x%lx after the guest wrote 0x8008", call_code(0));
+    }
+    report_checks("guest_reads_then_rewrites_host_code");
 }
 
 static uint8_t vmcs_a[4096] __aligned(4096), vmcs_b[4096] __aligned(4096);
@@ -352,6 +373,7 @@ void hv_test_main(void)
     test_kernel_gs_base();
     test_debug_registers();
     test_guest_rewrites_host_code();
+    test_guest_reads_then_rewrites_host_code();
     test_guest_rewrites_other_guests_code();
     test_vmread_to_code();
     test_ept_remap();
